@@ -1,0 +1,98 @@
+"""The CallRec extension object: init_app, per-app state and the error messages for misuse."""
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from callrec_plugin.config import apply_defaults
+from callrec_plugin.manager import make_plugin_manager
+
+
+class CallRecSetupError(RuntimeError):
+    """callrec was set up in a way that cannot work; the message says what to change."""
+
+
+@dataclass
+class CallRecState:
+    """What callrec keeps per app, in ``app.extensions["callrec"]``."""
+
+    extension: "CallRec"
+    pm: object
+    db: object
+    failed_plugins: list = field(default_factory=list)
+
+    @property
+    def session(self):
+        return self.db.session
+
+
+class CallRec:
+    """Embed callrec in a Flask app that already has Flask-SQLAlchemy and Flask-Login set up."""
+
+    def __init__(self, app=None):
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app):
+        _check_host(app)
+        apply_defaults(app)
+        pm, failed = make_plugin_manager(
+            load_entry_points=app.config["CALLREC_LOAD_ENTRY_POINTS"],
+            strict=app.config["CALLREC_STRICT_PLUGINS"],
+        )
+        app.extensions["callrec"] = CallRecState(
+            extension=self, pm=pm, db=app.extensions["sqlalchemy"], failed_plugins=failed
+        )
+        _register_web(app)
+        _register_cli(app, pm)
+
+
+def _check_host(app):
+    if "callrec" in app.extensions:
+        raise CallRecSetupError(
+            "callrec is already registered on this app: call CallRec(app) or init_app(app) once per app."
+        )
+    if "sqlalchemy" not in app.extensions:
+        raise CallRecSetupError(
+            "callrec needs Flask-SQLAlchemy on the host: create db = SQLAlchemy(app) (or db.init_app(app)) "
+            "before CallRec(app). callrec uses the host's session and engine and never makes its own."
+        )
+    if getattr(app, "login_manager", None) is None:
+        raise CallRecSetupError(
+            "callrec needs Flask-Login on the host: call LoginManager().init_app(app) before CallRec(app). "
+            "callrec reads current_user and never makes its own LoginManager."
+        )
+
+
+def _register_web(app):
+    from callrec_plugin.security import install_security
+    from callrec_plugin.slots import callrec_menu_links, callrec_slot
+    from callrec_plugin.views import blueprint
+
+    app.register_blueprint(blueprint, url_prefix=app.config["CALLREC_URL_PREFIX"])
+    app.jinja_env.globals["callrec_slot"] = callrec_slot
+    app.jinja_env.globals["callrec_menu_links"] = callrec_menu_links
+    install_security(app)
+
+
+def _register_cli(app, pm):
+    from callrec_plugin.cli import make_cli
+
+    group = make_cli()
+    pm.hook.callrec_register_commands(cli=group)
+    app.cli.add_command(group)
+
+
+def get_state(app=None):
+    """The callrec state of the app (current_app by default), with a clear error if there is none."""
+    app = app or current_app
+    try:
+        return app.extensions["callrec"]
+    except KeyError:
+        raise CallRecSetupError(
+            "callrec is not initialised on this app: call CallRec(app) or callrec.init_app(app)."
+        ) from None
+
+
+def db_session():
+    """The host's SQLAlchemy session, which callrec shares."""
+    return get_state().session

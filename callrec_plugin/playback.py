@@ -1,0 +1,87 @@
+"""Access grants and the audio stream: decrypted segment by segment, never a file on disk."""
+import datetime as dt
+
+import sqlalchemy as sa
+from flask import current_app, request
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import FileWrapper
+
+from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.models import AccessGrant, utcnow
+
+
+def issue_grant(actor, recording, action, purpose, complaint_ref, justification, audit_seq):
+    minutes = current_app.config["CALLREC_GRANT_MINUTES"]
+    grant = AccessGrant(
+        recording_id=recording.id,
+        practice_ref=recording.practice_ref,
+        user_ref=actor.ref,
+        action=action,
+        purpose=purpose,
+        complaint_ref=complaint_ref or None,
+        justification=justification or None,
+        expires_at=utcnow() + dt.timedelta(minutes=minutes),
+        audit_seq=audit_seq,
+    )
+    db_session().add(grant)
+    return grant
+
+
+def valid_grant(actor, recording, action):
+    """The newest unexpired grant of this user for this recording and action, or None."""
+    return db_session().scalar(
+        sa.select(AccessGrant)
+        .where(
+            AccessGrant.recording_id == recording.id,
+            AccessGrant.practice_ref == actor.practice_ref,
+            AccessGrant.user_ref == actor.ref,
+            AccessGrant.action == action,
+            AccessGrant.expires_at > utcnow(),
+        )
+        .order_by(AccessGrant.expires_at.desc())
+        .limit(1)
+    )
+
+
+def storage_backend(app=None):
+    app = app or current_app._get_current_object()
+    return get_state(app).pm.hook.callrec_storage_backend(app=app)
+
+
+def keyring(app=None):
+    from callrec_plugin.keyring import KeyRing
+
+    app = app or current_app._get_current_object()
+    return KeyRing.from_config(app.config)
+
+
+def open_plaintext(recording, app=None):
+    """A seekable DecryptingReader over the recording's audio (caller closes it)."""
+    from callrec_plugin.crypto import DecryptingReader
+
+    backend = storage_backend(app)
+    data_key = keyring(app).unwrap(recording.wrapped_key, recording.key_id, recording.id)
+    blob = backend.open_read(recording.storage_key)
+    return DecryptingReader(blob, data_key, recording.id, backend.size(recording.storage_key))
+
+
+def audio_response(recording, as_attachment=False):
+    """Stream the audio with Range support; only the segments a Range touches are decrypted."""
+    reader = open_plaintext(recording)
+    try:
+        length = reader.length  # verifies the final segment before the length is trusted
+    except Exception:
+        reader.close()
+        raise
+    response = Response(
+        FileWrapper(reader, 64 * 1024),
+        mimetype=recording.mime_type or "application/octet-stream",
+        direct_passthrough=True,
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    disposition = "attachment" if as_attachment else "inline"
+    extension = recording.audio_format or "bin"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="call-{recording.id}.{extension}"'
+    response.content_length = length
+    return response.make_conditional(request.environ, accept_ranges=True, complete_length=length)

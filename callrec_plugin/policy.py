@@ -1,0 +1,202 @@
+"""The one place that decides whether an actor may do something. Deny by default.
+
+``decide`` answers without side effects; ``authorize`` decides and writes the audit event. Views call
+``authorize`` and nothing else makes access decisions.
+"""
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+
+from callrec_plugin import audit
+from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.models import ComplaintLink, RecordingStatus
+from callrec_plugin.roles import (
+    AUDIO_ACTIONS,
+    COMPLAINT_HANDLER,
+    DPO,
+    MANAGER,
+    OWNER,
+    PURPOSES,
+    STAFF,
+    TRAINER,
+    Action,
+)
+
+ALL_ROLES = (OWNER, MANAGER, COMPLAINT_HANDLER, TRAINER, STAFF, DPO)
+
+# Which roles may attempt each action at all (audio actions also need a purpose rule below).
+ACTION_ROLES = {
+    Action.VIEW_METADATA: ALL_ROLES,
+    Action.PLAY: (OWNER, MANAGER, COMPLAINT_HANDLER, TRAINER),
+    Action.DOWNLOAD: (OWNER, MANAGER),
+    Action.ATTACH: (OWNER, MANAGER, COMPLAINT_HANDLER),
+    Action.HOLD: (OWNER, MANAGER),
+    Action.RELEASE: (OWNER, MANAGER),
+    Action.EXPORT: (OWNER, MANAGER, DPO),
+    Action.ASSESS: (OWNER, MANAGER),
+    Action.APPROVE_TRAINING: (OWNER, MANAGER),
+    Action.VIEW_AUDIT: (OWNER, MANAGER, DPO),
+    Action.RECORD_OBJECTION: (OWNER, MANAGER, COMPLAINT_HANDLER, STAFF),
+    Action.VIEW_RETENTION: (OWNER, MANAGER, DPO),
+}
+
+# The policy's monitoring matrix: role -> purpose -> precondition rule. Missing means no.
+_MONITOR = {
+    "compliance": "allow",
+    "training": "allow",
+    "complaint": "names_complaint",
+    "spot_check": "allow",
+    "safety_crime": "justification",
+}
+DEFAULT_PURPOSE_MATRIX = {
+    OWNER: dict(_MONITOR),
+    MANAGER: dict(_MONITOR),
+    COMPLAINT_HANDLER: {"complaint": "handles_linked_complaint"},
+    TRAINER: {"training": "approved_for_training"},
+}
+
+MIN_JUSTIFICATION_CHARS = 15
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+    def __bool__(self):
+        return self.allowed
+
+
+def allow(reason="allowed"):
+    return Decision(True, reason)
+
+
+def deny(reason):
+    return Decision(False, reason)
+
+
+def purpose_matrix():
+    return current_app.config["CALLREC_PURPOSE_MATRIX"] or DEFAULT_PURPOSE_MATRIX
+
+
+def decide(actor, action, recording=None, purpose=None, complaint_ref=None, justification=None):
+    """Answer whether actor may do action (on recording, for purpose). No side effects."""
+    if not actor.authenticated:
+        return deny("not signed in")
+    if actor.practice_ref is None:
+        return deny("the user works in no practice")
+    if action not in ACTION_ROLES:
+        return deny(f"unknown action {action!r}")
+    if recording is not None and recording.practice_ref != actor.practice_ref:
+        return deny("the recording belongs to another practice")
+    if not actor.has_any(ACTION_ROLES[action]):
+        return deny(f"no role of the user may {action.replace('_', ' ')}")
+    if action in AUDIO_ACTIONS:
+        decision = _decide_purpose(actor, recording, purpose, complaint_ref, justification)
+        if not decision:
+            return decision
+    if _vetoed(actor, action, recording, purpose):
+        return deny("refused by a callrec_permission plugin")
+    return allow(f"{action} allowed" + (f" for purpose {purpose}" if purpose else ""))
+
+
+def _decide_purpose(actor, recording, purpose, complaint_ref, justification):
+    if recording is None:
+        return deny("no recording named")
+    if recording.status != RecordingStatus.ACTIVE:
+        return deny("the recording has been purged")
+    if not purpose:
+        return deny("no purpose chosen")
+    if purpose not in PURPOSES:
+        return deny(f"{purpose!r} is not a purpose of the policy")
+    matrix = purpose_matrix()
+    reasons = []
+    for role in sorted(actor.roles):
+        rule = matrix.get(role, {}).get(purpose)
+        if rule is None:
+            continue
+        decision = _check_rule(rule, actor, recording, complaint_ref, justification)
+        if decision:
+            return decision
+        reasons.append(decision.reason)
+    if reasons:
+        return deny("; ".join(reasons))
+    return deny(f"no role of the user may retrieve recordings for purpose {purpose}")
+
+
+def _check_rule(rule, actor, recording, complaint_ref, justification):
+    if rule == "allow":
+        return allow()
+    if rule == "justification":
+        if justification and len(justification.strip()) >= MIN_JUSTIFICATION_CHARS:
+            return allow()
+        return deny(f"a written justification of at least {MIN_JUSTIFICATION_CHARS} characters is required")
+    if rule == "approved_for_training":
+        return allow() if recording.approved_for_training else deny("the recording is not approved for training")
+    if rule == "names_complaint":
+        return _check_named_complaint(actor, complaint_ref)
+    if rule == "handles_linked_complaint":
+        return _check_handled_link(actor, recording, complaint_ref)
+    return deny(f"unknown rule {rule!r} in the purpose matrix")
+
+
+def _check_named_complaint(actor, complaint_ref):
+    if not complaint_ref:
+        return deny("name the complaint being investigated")
+    summary = complaint_summary(complaint_ref)
+    if summary is None or str(summary.get("practice_ref")) != actor.practice_ref:
+        return deny("no such complaint in the user's practice")
+    return allow()
+
+
+def _check_handled_link(actor, recording, complaint_ref):
+    linked = linked_complaint_refs(recording.id)
+    if complaint_ref:
+        linked &= {complaint_ref}
+    for ref in sorted(linked):
+        summary = complaint_summary(ref)
+        if summary and actor.ref in {str(h) for h in summary.get("handler_refs", ())}:
+            return allow()
+    return deny("the recording is not linked to a complaint the user handles")
+
+
+def linked_complaint_refs(recording_id):
+    rows = db_session().scalars(
+        sa.select(ComplaintLink.complaint_ref).where(
+            ComplaintLink.recording_id == recording_id, ComplaintLink.unlinked_at.is_(None)
+        )
+    )
+    return set(rows)
+
+
+def complaint_summary(complaint_ref):
+    return get_state().pm.hook.callrec_complaint_summary(complaint_ref=complaint_ref)
+
+
+def _vetoed(actor, action, recording, purpose):
+    answers = get_state().pm.hook.callrec_permission(
+        user=actor.user, action=action, recording=recording, purpose=purpose
+    )
+    return any(answer is False for answer in answers)
+
+
+def authorize(actor, action, recording=None, purpose=None, complaint_ref=None, justification=None,
+              object_type=None, object_id=None, patient_ref=None):
+    """Decide and audit. A denial is committed at once; an allow is flushed for the caller to commit."""
+    decision = decide(actor, action, recording, purpose, complaint_ref, justification)
+    audit.record(
+        action,
+        "allowed" if decision else "denied",
+        actor=actor,
+        reason=decision.reason,
+        recording=recording,
+        object_type=object_type,
+        object_id=object_id,
+        purpose=purpose,
+        justification=justification,
+        patient_ref=patient_ref,
+    )
+    if not decision:
+        db_session().commit()
+    return decision

@@ -1,0 +1,38 @@
+"""Security headers on callrec's responses, the CSRF exemption of the signed ingest API, error pages."""
+from flask import render_template, request
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def is_callrec_request(app):
+    prefix = app.config["CALLREC_URL_PREFIX"].rstrip("/") + "/"
+    return request.blueprint == "callrec" or request.path.startswith(prefix)
+
+
+def install_security(app):
+    """Headers on every callrec response; the signed ingest API exempt from the host's CSRFProtect."""
+
+    @app.after_request
+    def callrec_security_headers(response):
+        if is_callrec_request(app):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt("callrec_plugin.views.ingest_api.ingest_recording")
+
+
+def render_error(status, title, message):
+    return render_template("callrec/error.html", status=status, title=title, message=message), status

@@ -1,0 +1,54 @@
+"""callrec's blueprint. ROUTE_ACTIONS names the policy action every route needs (a test checks it is complete)."""
+import functools
+from importlib.resources import files
+
+from flask import Blueprint, current_app
+
+from callrec_plugin.identity import current_actor
+from callrec_plugin.roles import Action
+from callrec_plugin.security import render_error
+
+blueprint = Blueprint("callrec", __name__, template_folder=str(files("callrec_plugin.templates")))
+
+# endpoint -> the action the policy decides for it; None for routes that need no signed-in user.
+ROUTE_ACTIONS = {
+    "callrec.stylesheet": None,
+    "callrec.recording_page": Action.VIEW_METADATA,
+    "callrec.create_grant": Action.PLAY,
+    "callrec.recording_audio": Action.PLAY,
+    "callrec.recording_download": Action.DOWNLOAD,
+    "callrec.record_objection": Action.RECORD_OBJECTION,
+    "callrec.audit_log": Action.VIEW_AUDIT,
+    "callrec.audit_csv": Action.VIEW_AUDIT,
+    "callrec.ingest_recording": None,  # signed with the practice's HMAC secret instead of a login
+}
+
+
+def login_required(view):
+    """Like flask_login.login_required, but through the host's LoginManager and callrec's identity."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_actor().authenticated:
+            return current_app.login_manager.unauthorized()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@blueprint.errorhandler(403)
+def forbidden(error):
+    return render_error(403, "Not allowed", getattr(error, "description", None) or "You may not do this.")
+
+
+@blueprint.errorhandler(404)
+def not_found(error):
+    return render_error(404, "Not found", "There is no such recording or page in your practice.")
+
+
+@blueprint.errorhandler(400)
+def bad_request(error):
+    return render_error(400, "Bad request", getattr(error, "description", None) or "The request was not valid.")
+
+
+from callrec_plugin.views import assets, audit_log, objections, recordings  # noqa: E402,F401

@@ -1,0 +1,52 @@
+"""Staff record that a patient objected to being recorded and the call was ended politely."""
+from flask import abort, flash, redirect
+
+from callrec_plugin import audit
+from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.forms import ObjectionForm
+from callrec_plugin.identity import current_actor
+from callrec_plugin.models import PatientObjection
+from callrec_plugin.policy import authorize
+from callrec_plugin.roles import Action
+from callrec_plugin.scoping import find_recording
+from callrec_plugin.views import blueprint, login_required
+
+
+def _patient_in_practice(actor, patient_ref):
+    summary = get_state().pm.hook.callrec_patient_summary(patient_ref=patient_ref)
+    return summary if summary and str(summary.get("practice_ref")) == actor.practice_ref else None
+
+
+@blueprint.route("/patients/<patient_ref>/objections", methods=["POST"])
+@login_required
+def record_objection(patient_ref):
+    actor = current_actor()
+    form = ObjectionForm(prefix="callrec-objection")
+    if not form.validate_on_submit():
+        abort(400, "The form was not valid (it may have expired): reload the page and try again.")
+    patient = _patient_in_practice(actor, patient_ref)
+    if patient is None:
+        audit.record(Action.RECORD_OBJECTION, "denied", actor=actor, object_type="patient",
+                     object_id=patient_ref[:64], reason="no such patient in the user's practice")
+        db_session().commit()
+        abort(404)
+    decision = authorize(actor, Action.RECORD_OBJECTION, object_type="patient", object_id=patient_ref,
+                         patient_ref=patient_ref)
+    if not decision:
+        abort(403, decision.reason)
+    recording_id = form.recording_id.data or None
+    if recording_id and (recording := find_recording(actor, recording_id)) is None:
+        abort(404)
+    if recording_id and recording.patient_ref != patient_ref:
+        abort(400, "That call is not one of this patient's calls.")
+    objection = PatientObjection(
+        practice_ref=actor.practice_ref, patient_ref=patient_ref, recording_id=recording_id,
+        note=(form.note.data or "").strip(), recorded_by_ref=actor.ref, recorded_by_name=actor.name,
+    )
+    db_session().add(objection)
+    db_session().flush()
+    audit.record("objection_recorded", "done", actor=actor, object_type="objection", object_id=str(objection.id),
+                 patient_ref=patient_ref, recording=None, reason="patient objected; call ended politely")
+    db_session().commit()
+    flash("Recorded: the patient objected to recording and the call was ended politely.", "callrec-info")
+    return redirect(patient.get("url") or "/")

@@ -1,6 +1,7 @@
 """Flask-WTF forms of callrec's pages (each carries a CSRF token)."""
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from callrec_plugin.roles import PURPOSES
@@ -9,7 +10,7 @@ from callrec_plugin.roles import PURPOSES
 class PurposeForm(FlaskForm):
     purpose = SelectField(
         "Purpose of listening",
-        choices=[("", "Choose the purpose…")] + list(PURPOSES.items()),
+        choices=[SelectChoice("", "Choose the purpose…")] + [SelectChoice(k, v) for k, v in PURPOSES.items()],
         validators=[DataRequired(message="Choose the purpose for which you need to listen.")],
     )
     complaint_ref = StringField("Complaint reference (for a complaint investigation)",

@@ -1,6 +1,7 @@
 """Built-in slot content: the patient panel, the complaint panel, the stylesheet and menu links."""
 from flask import render_template, url_for
 from markupsafe import Markup
+from wtforms.fields.choices import SelectChoice
 
 from callrec_plugin.forms import ObjectionForm
 from callrec_plugin.hooks import hookimpl
@@ -30,8 +31,8 @@ def callrec_slot_patient_panel(patient_ref, user):
     objection_form = None
     if decide(actor, Action.RECORD_OBJECTION):
         objection_form = ObjectionForm(prefix="callrec-objection")
-        objection_form.recording_id.choices = [("", "No particular call")] + [
-            (row.recording.id, row.recording.started_at.strftime("%d %b %Y %H:%M")) for row in page.rows
+        objection_form.recording_id.choices = [SelectChoice("", "No particular call")] + [
+            SelectChoice(row.recording.id, row.recording.started_at.strftime("%d %b %Y %H:%M")) for row in page.rows
         ]
     refs = {link.complaint_ref for row in page.rows for link in row.links}
     return Markup(render_template(

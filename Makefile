@@ -1,0 +1,52 @@
+# The two commands: `make demo` runs the product, `make test` passes the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+CALLREC_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+CALLREC_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+DEMO := $(BIN)/flask --app examples.practice_host
+export CALLREC_TEST_REDIS_URL
+
+.PHONY: test test-sqlite test-postgres demo demo-reset bench services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-demo: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e '.[demo]'
+	touch $@
+
+services: $(VENV)/.installed-test
+	$(BIN)/python -m tests.services postgres redis
+
+test: services test-sqlite test-postgres
+
+test-sqlite: $(VENV)/.installed-test
+	@echo "== callrec tests on SQLite =="
+	$(BIN)/python -m pytest
+
+test-postgres: $(VENV)/.installed-test
+	@echo "== callrec tests on PostgreSQL ($(CALLREC_TEST_DATABASE_URL)) =="
+	CALLREC_TEST_DATABASE_URL=$(CALLREC_TEST_DATABASE_URL) $(BIN)/python -m pytest
+
+demo: $(VENV)/.installed-demo
+	$(DEMO) init-db
+	$(DEMO) callrec db upgrade
+	$(DEMO) seed
+	@echo "callrec demo on http://127.0.0.1:$(PORT)  (logins: owner, manager, handler, trainer, reception, dpo, reception2; password demo)"
+	$(DEMO) run --host 127.0.0.1 --port $(PORT)
+
+demo-reset:
+	rm -rf .demo
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

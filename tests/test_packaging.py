@@ -1,0 +1,43 @@
+"""The wheel holds the mapped packages, the templates and the migration scripts (found through
+importlib.resources, so they work in an installed copy, not just in the checkout)."""
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel_names(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True, capture_output=True, cwd=out,
+    )
+    (wheel,) = out.glob("callrec-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
+
+
+def test_wheel_contains_templates_and_migrations(wheel_names):
+    templates = sorted(p.relative_to(ROOT / "templates") for p in (ROOT / "templates").rglob("*.html"))
+    assert templates
+    for template in templates:
+        assert f"callrec_plugin/templates/{template.as_posix()}" in wheel_names
+    assert "callrec_plugin/templates/callrec/callrec.css" in wheel_names
+    versions = sorted((ROOT / "migrations" / "versions").glob("[0-9]*.py"))
+    assert versions
+    for version in versions:
+        assert f"callrec_plugin/migrations/versions/{version.name}" in wheel_names
+    assert "callrec_plugin/migrations/env.py" in wheel_names
+    assert "callrec_plugin/migrations/script.py.mako" in wheel_names
+
+
+def test_wheel_maps_hooks_into_the_namespace_and_ships_no_bare_top_level(wheel_names):
+    assert "callrec_plugin/hooks/host.py" in wheel_names
+    assert "callrec_plugin/hooks/extension.py" in wheel_names
+    tops = {name.split("/")[0] for name in wheel_names}
+    assert not tops & {"hooks", "templates", "migrations", "tests", "examples"}

@@ -90,7 +90,6 @@ class Recording(Base):
     mime_type: Mapped[str | None] = mapped_column(sa.String(64))
     plaintext_size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     stored_size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    plaintext_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     source: Mapped[str] = mapped_column(sa.String(16))  # freepbx, api, python
     source_ref: Mapped[str] = mapped_column(sa.String(160))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -87,7 +87,6 @@ def upgrade():
     sa.Column('mime_type', sa.String(length=64), nullable=True),
     sa.Column('plaintext_size', sa.BigInteger(), nullable=False),
     sa.Column('stored_size', sa.BigInteger(), nullable=False),
-    sa.Column('plaintext_sha256', sa.String(length=64), nullable=True),
     sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('source_ref', sa.String(length=160), nullable=False),
     sa.Column('created_at', callrec_plugin.models.UTCDateTime(), nullable=False),

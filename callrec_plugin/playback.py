@@ -84,4 +84,13 @@ def audio_response(recording, as_attachment=False):
     extension = recording.audio_format or "bin"
     response.headers["Content-Disposition"] = f'{disposition}; filename="call-{recording.id}.{extension}"'
     response.content_length = length
-    return response.make_conditional(request.environ, accept_ranges=True, complete_length=length)
+    return response.make_conditional(_whole_file_for_long_suffix(request.environ, length),
+                                     accept_ranges=True, complete_length=length)
+
+
+def _whole_file_for_long_suffix(environ, length):
+    """RFC 9110 §14.1.2: a suffix longer than the file means the whole file (Werkzeug answers 416)."""
+    header = environ.get("HTTP_RANGE", "")
+    if header.startswith("bytes=-") and header[7:].isdigit() and length > 0 and int(header[7:]) > length:
+        environ = {**environ, "HTTP_RANGE": "bytes=0-"}
+    return environ

@@ -3,6 +3,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from flask import g, has_app_context
 from flask_login import FlaskLoginClient
 
 from callrec_plugin import migrate
@@ -63,10 +64,24 @@ def app_config(schema, tmp_path, key_file):
     }
 
 
+class LoginClient(FlaskLoginClient):
+    """A client whose every request starts with a fresh ``g``.
+
+    A request reuses an app context the test has pushed (db_session does), and with it ``g``, where
+    Flask-Login caches the user: without this, a second client in one test would act as the first.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            for name in list(g):
+                g.pop(name)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(app_config):
     app = hostapp.create_app(app_config)
-    app.test_client_class = FlaskLoginClient
+    app.test_client_class = LoginClient
     with app.app_context():
         empty_tables(hostapp.db.session)
         hostapp.seed_users(hostapp.db.session)

@@ -4,7 +4,6 @@ import datetime as dt
 import sqlalchemy as sa
 from flask import current_app, request
 from werkzeug.wrappers import Response
-from werkzeug.wsgi import FileWrapper
 
 from callrec_plugin.extension import db_session, get_state
 from callrec_plugin.models import AccessGrant, utcnow
@@ -73,8 +72,9 @@ def audio_response(recording, as_attachment=False):
     except Exception:
         reader.close()
         raise
+    # The reader iterates in whole segments and seeks without decrypting what a Range skips.
     response = Response(
-        FileWrapper(reader, 64 * 1024),
+        reader,
         mimetype=recording.mime_type or "application/octet-stream",
         direct_passthrough=True,
     )

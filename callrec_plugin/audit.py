@@ -139,6 +139,22 @@ def verify(session, batch_size=5000):
         session.expunge_all()
 
 
+def verify_against_checkpoint(session, checkpoint):
+    """verify, and also that the chain still reaches the checkpoint's seq with the same hash there."""
+    result = verify(session)
+    if not result.ok:
+        return result
+    seq, head_hash = checkpoint["seq"], checkpoint["head_hash"]
+    if result.head_seq < seq:
+        return VerifyResult(False, result.checked, result.head_seq, result.head_hash, result.head_seq + 1,
+                            f"events {result.head_seq + 1} to {seq} were deleted (the checkpoint reaches seq {seq})")
+    stored = session.scalar(sa.select(AuditEvent.hash).where(AuditEvent.seq == seq))
+    if stored != head_hash:
+        return VerifyResult(False, result.checked, result.head_seq, result.head_hash, seq,
+                            "the chain was rewritten: its hash at the checkpoint differs from the signed one")
+    return result
+
+
 def _check_link(event, expected_seq, prev_hash):
     if event.seq != expected_seq:
         return f"seq {event.seq} found where {expected_seq} was expected (a row is missing or was inserted)"

@@ -3,7 +3,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from callrec_plugin import audit, migrate
+from callrec_plugin import audit, checkpoints, migrate
 from callrec_plugin.extension import get_state
 from callrec_plugin.manager import describe_plugins
 
@@ -18,6 +18,7 @@ def make_cli():
     group.add_command(db_group())
     group.add_command(plugins_command)
     group.add_command(audit_group())
+    group.add_command(keys_group())
     return group
 
 
@@ -60,13 +61,106 @@ def audit_group():
     group = AppGroup("audit", help="The tamper-evident audit trail.")
 
     @group.command("verify")
-    def verify():
+    @click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False),
+                  help="A signed checkpoint file: also detects rows deleted from the end.")
+    def verify(checkpoint_path):
         """Recompute every link of the audit chain; exit 1 and name the first bad seq."""
-        result = audit.verify(get_state().session)
+        session = get_state().session
+        if checkpoint_path:
+            key = _signing_key()
+            try:
+                signed = checkpoints.read_checkpoint(checkpoint_path, key)
+            except checkpoints.CheckpointError as exc:
+                raise click.ClickException(str(exc)) from None
+            result = audit.verify_against_checkpoint(session, signed)
+        else:
+            result = audit.verify(session)
         if result.ok:
             click.echo(f"audit chain intact: {result.checked} events, head seq {result.head_seq}")
             return
         click.echo(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem}", err=True)
         raise SystemExit(1)
+
+    @group.command("checkpoint")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    def checkpoint(path):
+        """Verify the chain, then write a signed (seq, head hash) checkpoint to PATH."""
+        key = _signing_key()
+        result = audit.verify(get_state().session)
+        if not result.ok:
+            raise click.ClickException(f"not signing a broken chain (first bad seq {result.first_bad_seq})")
+        checkpoints.write_checkpoint(path, checkpoints.make_checkpoint(key, result.head_seq, result.head_hash))
+        click.echo(f"checkpoint written to {path}: seq {result.head_seq}, hash {result.head_hash}")
+
+    @group.command("init-key")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    def init_key(path):
+        """Create an Ed25519 signing key for checkpoints at PATH (set CALLREC_AUDIT_SIGNING_KEY_FILE to it)."""
+        try:
+            checkpoints.generate_signing_key(path)
+        except FileExistsError:
+            raise click.ClickException(f"{path} exists already; not overwriting a signing key") from None
+        click.echo(f"audit signing key written to {path}")
+
+    return group
+
+
+def _signing_key():
+    try:
+        return checkpoints.load_signing_key(current_app.config["CALLREC_AUDIT_SIGNING_KEY_FILE"])
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _key_ring():
+    from callrec_plugin.keyring import KeyRing, KeyRingError
+
+    try:
+        return KeyRing.from_config(current_app.config)
+    except KeyRingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def keys_group():
+    group = AppGroup("keys", help="Key-encryption keys: status, a new key, rotation.")
+
+    @group.command("status")
+    def status():
+        """Show the keys in the ring and how many recordings each one wraps."""
+        from callrec_plugin.rotation import key_usage
+
+        ring = _key_ring()
+        usage = key_usage(get_state().session)
+        for key_id in ring.ids:
+            marker = " (newest: new recordings use it)" if key_id == ring.newest_id else ""
+            click.echo(f"{key_id}: {usage.pop(key_id, 0)} recordings{marker}")
+        for key_id, count in sorted(usage.items()):
+            click.echo(f"{key_id}: {count} recordings  MISSING FROM THE KEY RING: they cannot be decrypted")
+        stale = sum(count for key_id, count in key_usage(get_state().session).items() if key_id != ring.newest_id)
+        click.echo(f"{stale} recordings to re-wrap (flask callrec keys rotate)" if stale else "all on the newest key")
+
+    @group.command("new")
+    def new():
+        """Add a new newest key to CALLREC_KEY_FILE (then run keys rotate)."""
+        from callrec_plugin.keyring import add_key_to_file
+
+        path = current_app.config["CALLREC_KEY_FILE"]
+        if not path:
+            raise click.ClickException("CALLREC_KEY_FILE is not set; add the key to your key store by hand")
+        click.echo(f"new key {add_key_to_file(path)} added to {path}")
+
+    @group.command("rotate")
+    @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+    def rotate(batch_size):
+        """Re-wrap every data key with the newest key, in batches; safe to stop and run again."""
+        from callrec_plugin.rotation import rotate as rotate_keys
+
+        ring = _key_ring()
+
+        def progress(done, total):
+            click.echo(f"re-wrapped {done} of {total}")
+
+        done = rotate_keys(get_state().session, ring, batch_size=batch_size, progress=progress)
+        click.echo(f"done: {done} data keys re-wrapped; all recordings are on key {ring.newest_id}")
 
     return group

@@ -4,6 +4,7 @@ from importlib.resources import files
 
 from flask import Blueprint, current_app
 
+from callrec_plugin.audit import AuditWriteError
 from callrec_plugin.identity import current_actor
 from callrec_plugin.roles import Action
 from callrec_plugin.security import render_error
@@ -44,6 +45,13 @@ def forbidden(error):
 @blueprint.errorhandler(404)
 def not_found(error):
     return render_error(404, "Not found", "There is no such recording or page in your practice.")
+
+
+@blueprint.errorhandler(AuditWriteError)
+def audit_unavailable(error):
+    # Nothing may happen that the audit trail cannot record.
+    return render_error(503, "Audit trail unavailable",
+                        "The audit trail could not be written, so nothing was done. Try again shortly.")
 
 
 @blueprint.errorhandler(400)

@@ -19,7 +19,28 @@ def make_cli():
     group.add_command(plugins_command)
     group.add_command(audit_group())
     group.add_command(keys_group())
+    group.add_command(import_command)
     return group
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--cdr", "cdr_path", type=click.Path(exists=True, dir_okay=False),
+              help="Asterisk CDR CSV (Master.csv) to match on uniqueid for caller id, start and disposition.")
+@click.option("--practice", "practice_ref", help="Practice ref to file the calls under "
+              "(default CALLREC_DEFAULT_PRACTICE).")
+def import_command(path, cdr_path, practice_ref):
+    """Import a FreePBX/Asterisk monitor tree (YYYY/MM/DD/<type>-<to>-<from>-<date>-<time>-<uniqueid>.<ext>)."""
+    from callrec_plugin.ingest.freepbx_import import import_tree
+
+    practice_ref = practice_ref or current_app.config["CALLREC_DEFAULT_PRACTICE"]
+    if not practice_ref:
+        raise click.UsageError("name the practice: --practice REF (or set CALLREC_DEFAULT_PRACTICE)")
+    config = current_app.config
+    summary = import_tree(path, practice_ref, cdr_path, config["CALLREC_PBX_TIMEZONE"],
+                          config["CALLREC_PBX_OUTSIDE_LINE_PREFIX"], config["CALLREC_PHONE_REGION"])
+    for line in summary.lines():
+        click.echo(line)
 
 
 def db_group():

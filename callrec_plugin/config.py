@@ -35,6 +35,12 @@ DEFAULTS = {
     "CALLREC_SHORT_CALLS": "flag",
     # Region used to read national numbers (ISO 3166 code).
     "CALLREC_PHONE_REGION": "GB",
+    # Time zone of the phone system's clock (FreePBX file names and CDR times are local).
+    "CALLREC_PBX_TIMEZONE": "Europe/London",
+    # Digits dialled for an outside line, taken off numbers in FreePBX file names when that makes them valid.
+    "CALLREC_PBX_OUTSIDE_LINE_PREFIX": "9",
+    # Practice that `flask callrec import` files recordings under when --practice is not given.
+    "CALLREC_DEFAULT_PRACTICE": None,
     # Shared HMAC secrets of the ingest API, {practice_ref: secret}.
     "CALLREC_API_SECRETS": {},
     # Seconds a signed ingest request's timestamp may differ from now.

@@ -206,3 +206,15 @@ class PatientObjection(Base):
     recorded_by_name: Mapped[str] = mapped_column(sa.String(128), default="")
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiNonce(Base):
+    """A nonce a signed ingest request used; seen again within the skew window, it is a replay."""
+
+    __tablename__ = "callrec_api_nonces"
+    __table_args__ = (sa.UniqueConstraint("practice_ref", "nonce", name="uq_callrec_api_nonces_nonce"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    practice_ref: Mapped[str] = mapped_column(sa.String(64))
+    nonce: Mapped[str] = mapped_column(sa.String(64))
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

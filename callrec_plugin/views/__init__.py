@@ -59,4 +59,4 @@ def bad_request(error):
     return render_error(400, "Bad request", getattr(error, "description", None) or "The request was not valid.")
 
 
-from callrec_plugin.views import assets, audit_log, objections, recordings  # noqa: E402,F401
+from callrec_plugin.views import assets, audit_log, ingest_api, objections, recordings  # noqa: E402,F401

@@ -1,0 +1,100 @@
+"""``flask callrec import``: a FreePBX/Asterisk monitor tree, optionally with its CDR (Master.csv).
+
+Every file goes through the one ingest pipeline. The source ref is the file's path in the tree, so
+importing the same tree again finds every call already there and adds nothing.
+"""
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from callrec_plugin.ingest.cdr import read_cdr
+from callrec_plugin.ingest.freepbx import NotARecording, walk_tree
+from callrec_plugin.ingest.numbers import InvalidNumber, normalise
+from callrec_plugin.ingest.pipeline import IngestError, ingest_audio
+
+
+@dataclass
+class ImportSummary:
+    counts: Counter = field(default_factory=Counter)  # imported, duplicate, skipped
+    skipped: list = field(default_factory=list)  # (relative path, reason)
+    cdr_errors: list = field(default_factory=list)
+
+    def lines(self):
+        yield (f"imported {self.counts['imported']}, duplicates {self.counts['duplicate']}, "
+               f"skipped {self.counts['skipped']}")
+        for path, reason in self.skipped:
+            yield f"  skipped {path}: {reason}"
+        for error in self.cdr_errors:
+            yield f"  CDR line {error.line}: {error.reason}"
+
+
+def local_to_utc(naive, zone):
+    """The phone system's wall-clock time as UTC (an hour repeated at the autumn change: the first)."""
+    return naive.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+
+
+def _staff_extension(monitor):
+    for number in (monitor.to_number, monitor.from_number):
+        if number.isdigit() and 2 <= len(number) <= 6:
+            return number
+    return None
+
+
+def without_outside_line_prefix(number, prefix, region):
+    """A dialled number with the PBX's outside-line prefix ("9" in many practices) taken off, if that
+    is what makes it a valid number; otherwise the number as it was."""
+    if not prefix or not number or not number.startswith(prefix):
+        return number
+    try:
+        normalise(number, region)
+        return number
+    except InvalidNumber:
+        stripped = number[len(prefix):]
+        try:
+            normalise(stripped, region)
+            return stripped
+        except InvalidNumber:
+            return number
+
+
+def _call_metadata(monitor, cdr_row, zone, outside_prefix, region):
+    from_number = monitor.from_number
+    started = monitor.started_at_local
+    disposition = None
+    if cdr_row is not None:
+        from_number = cdr_row.caller_number or from_number
+        started, disposition = cdr_row.start, cdr_row.disposition
+    return dict(
+        started_at=local_to_utc(started, zone), direction=monitor.direction,
+        from_number=from_number or None,
+        to_number=without_outside_line_prefix(monitor.to_number, outside_prefix, region) or None,
+        staff_extension=_staff_extension(monitor), disposition=disposition,
+    )
+
+
+def import_tree(root, practice_ref, cdr_path=None, timezone="Europe/London", outside_prefix="9", region="GB"):
+    root = Path(root)
+    zone = ZoneInfo(timezone)
+    summary = ImportSummary()
+    cdr = read_cdr(cdr_path) if cdr_path else {}
+    summary.cdr_errors = list(getattr(cdr, "errors", []))
+    for path, parsed in walk_tree(root):
+        relative = path.relative_to(root).as_posix()
+        if isinstance(parsed, NotARecording):
+            summary.counts["skipped"] += 1
+            summary.skipped.append((relative, parsed.reason))
+            continue
+        try:
+            with open(path, "rb") as audio:
+                result = ingest_audio(audio, practice_ref=practice_ref, source="freepbx", source_ref=relative,
+                                      **_call_metadata(parsed, cdr.get(parsed.uniqueid), zone, outside_prefix, region))
+        except IngestError as refusal:
+            summary.counts["skipped"] += 1
+            summary.skipped.append((relative, refusal.reason))
+            continue
+        summary.counts[result.status] += 1
+        if result.status == "skipped":
+            summary.skipped.append((relative, result.reason))
+    return summary

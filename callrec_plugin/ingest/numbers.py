@@ -1,0 +1,190 @@
+"""Phone numbers from phone systems, normalised for storage and patient matching.
+
+``normalise(raw, region="GB")`` returns exactly one of:
+
+* ``"withheld"`` -- no number was presented: ``None``, empty, or a privacy marker such as
+  "anonymous", "withheld", "unknown", "private", "restricted", "unavailable" (any case), Asterisk's
+  "<unknown>", SIP's ``anonymous@anonymous.invalid``, or the CLI markers "O" / "P";
+* ``"ext:<digits>"`` -- an internal extension: 2 to 6 digits without a leading "+";
+* an E.164 string such as ``"+442079460123"``, read with ``phonenumbers`` in ``region`` when the
+  number has no international prefix. ``00`` international prefixes, "+44 (0)..." and separators
+  (spaces, "-", ".", "/", parentheses) are understood; ``sip:``/``tel:`` URIs are reduced to their
+  user part. Digits given without a prefix that are not a number of ``region`` but are a valid
+  international number (a trunk sending "12025550123") are read as international.
+
+Anything else raises :class:`InvalidNumber` with a reason: letters, feature codes ("*97"), more
+than 20 digits, or a number ``phonenumbers`` does not consider valid. Ofcom's drama ranges (07700
+900xxx, 020 7946 0xxx, 01632 960xxx, ...), which are reserved for fiction, demos and tests, are
+accepted although ``phonenumbers`` marks them invalid.
+
+Pure: stdlib + phonenumbers only.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+
+__all__ = ["WITHHELD", "EXTENSION_PREFIX", "MAX_DIGITS", "InvalidNumber", "normalise", "is_extension"]
+
+WITHHELD = "withheld"
+EXTENSION_PREFIX = "ext:"
+MAX_DIGITS = 20
+_MAX_INPUT_CHARS = 120
+
+# Compared after lower-casing and collapsing runs of spaces, "_" and "-" into one space.
+_WITHHELD_MARKERS = frozenset(
+    {
+        "",
+        "anonymous",
+        "withheld",
+        "unknown",
+        "private",
+        "restricted",
+        "unavailable",
+        "anonymous anonymous.invalid",  # SIP RFC 3323 (after the "@" split below)
+        "anonymous.invalid",
+        "o",  # CLI "out of area / unavailable"
+        "p",  # CLI "private"
+        "prohib",
+        "prohibited",
+        "blocked",
+        "private number",
+        "number withheld",
+        "withheld number",
+        "unknown number",
+        "unknown caller",
+        "no caller id",
+        "nocallerid",
+        "no cli",
+        "not available",
+        "out of area",
+        "presentation restricted",
+    }
+)
+_ALLOWED = re.compile(r"\+?[0-9 .()/-]*")
+_EXTENSION = re.compile(r"[0-9]{2,6}")
+
+# Ofcom numbers for TV and radio drama (national significant numbers after +44, all 10 digits).
+_OFCOM_DRAMA_PREFIXES = (
+    "1134960", "1144960", "1154960", "1164960", "1174960", "1184960", "1214960", "1314960",
+    "1414960", "1514960", "1614960", "1914980", "2079460", "2896496", "2920180", "1632960",
+    "7700900", "8081570", "9098790", "3069990",
+)
+
+_REASONS = {
+    ValidationResult.TOO_SHORT: "too short",
+    ValidationResult.TOO_LONG: "too long",
+    ValidationResult.INVALID_LENGTH: "wrong length",
+    ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "a local number without its area code",
+}
+
+
+class InvalidNumber(ValueError):
+    """The text is not a phone number, extension or withheld marker; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def is_extension(value: str) -> bool:
+    """True for a normalised extension such as ``"ext:201"``."""
+    return value.startswith(EXTENSION_PREFIX) and bool(_EXTENSION.fullmatch(value[len(EXTENSION_PREFIX) :]))
+
+
+def normalise(raw: str | None, region: str = "GB") -> str:
+    """``"withheld"``, ``"ext:<digits>"`` or an E.164 number; :class:`InvalidNumber` otherwise."""
+    if raw is None:
+        return WITHHELD
+    if not isinstance(raw, str):
+        raise TypeError(f"raw must be str or None, not {type(raw).__name__}")
+    region = (region or "").upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown phone region {region!r}")
+    if len(raw) > _MAX_INPUT_CHARS:
+        raise InvalidNumber(f"too long to be a phone number ({len(raw)} characters)")
+    shown = _shown(raw)
+
+    text = _unwrap(raw)
+    marker = re.sub(r"[\s_-]+", " ", text.lower().replace("@", " ")).strip()
+    if marker in _WITHHELD_MARKERS:
+        return WITHHELD
+    text = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    text = unicodedata.normalize("NFKC", text).strip()
+    if not _ALLOWED.fullmatch(text):
+        if any(c in "*#" for c in text):
+            raise InvalidNumber(f"{shown} is a feature code or keypad sequence, not a phone number")
+        if any(c.isalpha() for c in text):
+            raise InvalidNumber(f"{shown} contains letters, so it is not a phone number")
+        raise InvalidNumber(f"{shown} contains characters that do not belong in a phone number")
+    digits = re.sub(r"[^0-9]", "", text)
+    if not digits:
+        raise InvalidNumber(f"{shown} contains no digits")
+    if len(digits) > MAX_DIGITS:
+        raise InvalidNumber(f"{shown} is too long: {len(digits)} digits (at most {MAX_DIGITS})")
+    international = text.startswith("+")
+    if not international and _EXTENSION.fullmatch(digits):
+        return EXTENSION_PREFIX + digits
+
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise InvalidNumber(f"{shown} is not a phone number ({_parse_error(exc)})") from None
+    if _acceptable(number):
+        return _e164(number, shown)
+    if not international and not digits.startswith("0"):
+        # A trunk that sends the country code without "+" or "00".
+        try:
+            alt = phonenumbers.parse("+" + digits, None)
+        except NumberParseException:
+            alt = None
+        if alt is not None and phonenumbers.is_valid_number(alt):
+            return _e164(alt, shown)
+    why = _REASONS.get(phonenumbers.is_possible_number_with_reason(number), "not an allocated number range")
+    where = "" if international else f" for region {region}"
+    raise InvalidNumber(f"{shown} is not a valid phone number{where}: {why}")
+
+
+def _e164(number: phonenumbers.PhoneNumber, shown: str) -> str:
+    out = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    if len(out) - 1 > 15:
+        raise InvalidNumber(f"{shown} is longer than the 15 digits an international number can have")
+    return out
+
+
+def _acceptable(number: phonenumbers.PhoneNumber) -> bool:
+    if phonenumbers.is_valid_number(number):
+        return True
+    nsn = phonenumbers.national_significant_number(number)
+    return number.country_code == 44 and len(nsn) == 10 and nsn.startswith(_OFCOM_DRAMA_PREFIXES)
+
+
+def _unwrap(raw: str) -> str:
+    """Strip quotes and angle brackets; reduce sip:/sips:/tel: URIs to their user part."""
+    text = raw.strip()
+    for _ in range(3):
+        text = text.strip().strip("\"'").strip().removeprefix("<").removesuffix(">").strip()
+    lowered = text.lower()
+    for scheme in ("sip:", "sips:", "tel:"):
+        if lowered.startswith(scheme):
+            text = text[len(scheme) :]
+            text = text.split(";", 1)[0]
+            if "@" in text and text.split("@", 1)[1].lower() != "anonymous.invalid":
+                text = text.split("@", 1)[0]
+            break
+    return text.strip()
+
+
+def _parse_error(exc: NumberParseException) -> str:
+    msg = getattr(exc, "_msg", "") or str(exc)
+    return msg.rstrip(".").lower() if msg else "unreadable"
+
+
+def _shown(raw: str) -> str:
+    text = raw if len(raw) <= 40 else raw[:37] + "..."
+    return repr(text)

@@ -111,10 +111,28 @@ def login(app):
     return make_client
 
 
-CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+CSRF_INPUT = re.compile(r'name="((?:[\w-]+-)?csrf_token)" type="hidden" value="([^"]+)"')
+
+
+def csrf_field(html):
+    """(field name, token) of the first CSRF field in a page (forms may prefix the name)."""
+    match = CSRF_INPUT.search(html)
+    assert match, "the page has no CSRF token field"
+    return match.group(1), match.group(2)
 
 
 def csrf_from(html):
-    match = CSRF_INPUT.search(html)
-    assert match, "the page has no CSRF token field"
-    return match.group(1)
+    return csrf_field(html)[1]
+
+
+def valid_csrf_token(app, client):
+    """A CSRF token valid for this client's session, made without loading a page (as a script could)."""
+    from flask import session
+    from flask_wtf.csrf import generate_csrf
+
+    raw = "test-raw-csrf-token"
+    with client.session_transaction() as client_session:
+        client_session["csrf_token"] = raw
+    with app.test_request_context():
+        session["csrf_token"] = raw
+        return generate_csrf()

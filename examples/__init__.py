@@ -1,0 +1,1 @@
+"""Examples of hosts embedding callrec. ``examples.practice_host`` is the demo practice-management system."""

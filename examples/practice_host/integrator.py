@@ -1,0 +1,100 @@
+"""The integrator module: what the demo PMS tells callrec through callrec's extension hooks.
+
+Registered in ``create_app`` with ``app.extensions["callrec"].pm.register(integrator, name="practice_host")``.
+Hook implementations take exactly the hookspecs' argument names and never give them defaults
+(pluggy would then never pass them).
+"""
+from flask import current_app, has_request_context, url_for
+
+from callrec_plugin.hooks import hookimpl
+
+from .models import Complaint, Patient, PatientPhone, Staff, db
+
+
+def _staff(user):
+    return user if isinstance(user, Staff) else None
+
+
+def _url(endpoint, **values):
+    """A URL path for a host page, also outside a request (the seed runs ingest from the CLI)."""
+    if has_request_context():
+        return url_for(endpoint, **values)
+    root = current_app.config.get("APPLICATION_ROOT") or "/"
+    adapter = current_app.url_map.bind("localhost", script_name=root)
+    return adapter.build(endpoint, values)
+
+
+@hookimpl
+def callrec_user_roles(user):
+    staff = _staff(user)
+    if staff is None:
+        return None
+    return {staff.role}
+
+
+@hookimpl
+def callrec_user_ref(user):
+    staff = _staff(user)
+    if staff is None:
+        return None
+    return {"ref": staff.ref, "name": staff.full_name}
+
+
+@hookimpl
+def callrec_practice_ref(user):
+    staff = _staff(user)
+    if staff is None:
+        return None
+    return staff.practice_id
+
+
+@hookimpl
+def callrec_resolve_patient(phone_e164, practice_ref, started_at):
+    """The patient of this practice with this number; None if none, or if several share it (a family
+    landline): a call is never attributed to a guessed patient."""
+    if not phone_e164 or practice_ref is None:
+        return None
+    refs = db.session.scalars(
+        db.select(Patient.id)
+        .join(PatientPhone, PatientPhone.patient_id == Patient.id)
+        .where(PatientPhone.e164 == phone_e164, Patient.practice_id == str(practice_ref))
+        .distinct()
+        .limit(2)
+    ).all()
+    return refs[0] if len(refs) == 1 else None
+
+
+@hookimpl
+def callrec_patient_summary(patient_ref):
+    patient = db.session.get(Patient, str(patient_ref)) if patient_ref else None
+    if patient is None:
+        return None
+    return {
+        "ref": patient.id,
+        "name": patient.name,
+        "practice_ref": patient.practice_id,
+        "phones": [phone.e164 for phone in patient.phones],
+        "url": _url("patient_page", patient_ref=patient.id),
+    }
+
+
+@hookimpl
+def callrec_complaint_summary(complaint_ref):
+    complaint = db.session.get(Complaint, str(complaint_ref)) if complaint_ref else None
+    if complaint is None:
+        return None
+    return {
+        "ref": complaint.id,
+        "title": complaint.title,
+        "practice_ref": complaint.practice_id,
+        "patient_ref": complaint.patient_id,
+        "status": complaint.status,
+        "handler_refs": [f"staff-{complaint.handler_id}"] if complaint.handler_id is not None else [],
+        "url": _url("complaint_page", complaint_ref=complaint.id),
+    }
+
+
+@hookimpl
+def callrec_menu_links(user):
+    # The host's own navigation already links patients and complaints; callrec adds its own pages.
+    return None

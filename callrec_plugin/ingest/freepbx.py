@@ -123,6 +123,8 @@ def parse_name(relative_path: str | os.PathLike[str]) -> MonitorFile:
     if path.is_absolute():
         raise NotARecording("path must be relative to the import folder")
     parts = path.parts
+    if not parts:
+        raise NotARecording("not a file path")
     if any(p == ".." for p in parts):
         raise NotARecording("path climbs out of the import folder ('..')")
     if any(p.startswith(".") for p in parts):

@@ -29,7 +29,9 @@ def make_cli():
               help="Asterisk CDR CSV (Master.csv) to match on uniqueid for caller id, start and disposition.")
 @click.option("--practice", "practice_ref", help="Practice ref to file the calls under "
               "(default CALLREC_DEFAULT_PRACTICE).")
-def import_command(path, cdr_path, practice_ref):
+@click.option("--min-age", "min_age", default=60, show_default=True, type=click.IntRange(0),
+              help="Skip files changed fewer than this many seconds ago (a call still being recorded).")
+def import_command(path, cdr_path, practice_ref, min_age):
     """Import a FreePBX/Asterisk monitor tree (YYYY/MM/DD/<type>-<to>-<from>-<date>-<time>-<uniqueid>.<ext>)."""
     from callrec_plugin.ingest.freepbx_import import import_tree
 
@@ -38,7 +40,7 @@ def import_command(path, cdr_path, practice_ref):
         raise click.UsageError("name the practice: --practice REF (or set CALLREC_DEFAULT_PRACTICE)")
     config = current_app.config
     summary = import_tree(path, practice_ref, cdr_path, config["CALLREC_PBX_TIMEZONE"],
-                          config["CALLREC_PBX_OUTSIDE_LINE_PREFIX"], config["CALLREC_PHONE_REGION"])
+                          config["CALLREC_PBX_OUTSIDE_LINE_PREFIX"], config["CALLREC_PHONE_REGION"], min_age)
     for line in summary.lines():
         click.echo(line)
 

@@ -4,6 +4,7 @@ Every file goes through the one ingest pipeline. The source ref is the file's pa
 importing the same tree again finds every call already there and adds nothing.
 """
 import datetime as dt
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,10 @@ def without_outside_line_prefix(number, prefix, region):
             return number
 
 
+# Asterisk's "s" (start) extension stands where a trunk delivered no dialled number.
+NO_NUMBER = {"", "s"}
+
+
 def _call_metadata(monitor, cdr_row, zone, outside_prefix, region):
     from_number = monitor.from_number
     started = monitor.started_at_local
@@ -68,14 +73,23 @@ def _call_metadata(monitor, cdr_row, zone, outside_prefix, region):
         started, disposition = cdr_row.start, cdr_row.disposition
     return dict(
         started_at=local_to_utc(started, zone), direction=monitor.direction,
-        from_number=from_number or None,
-        to_number=without_outside_line_prefix(monitor.to_number, outside_prefix, region) or None,
+        from_number=None if from_number in NO_NUMBER else from_number,
+        to_number=None if monitor.to_number in NO_NUMBER
+        else without_outside_line_prefix(monitor.to_number, outside_prefix, region),
         staff_extension=_staff_extension(monitor), disposition=disposition,
     )
 
 
-def import_tree(root, practice_ref, cdr_path=None, timezone="Europe/London", outside_prefix="9", region="GB"):
+def _still_being_written(path, min_age_seconds, now):
+    # MixMonitor writes straight to the final name: a file changed moments ago may not be finished.
+    age = now - path.stat().st_mtime
+    return age < min_age_seconds, age
+
+
+def import_tree(root, practice_ref, cdr_path=None, timezone="Europe/London", outside_prefix="9", region="GB",
+                min_age_seconds=60):
     root = Path(root)
+    now = time.time()
     zone = ZoneInfo(timezone)
     summary = ImportSummary()
     cdr = read_cdr(cdr_path) if cdr_path else {}
@@ -85,6 +99,11 @@ def import_tree(root, practice_ref, cdr_path=None, timezone="Europe/London", out
         if isinstance(parsed, NotARecording):
             summary.counts["skipped"] += 1
             summary.skipped.append((relative, parsed.reason))
+            continue
+        recent, age = _still_being_written(path, min_age_seconds, now)
+        if recent:
+            summary.counts["skipped"] += 1
+            summary.skipped.append((relative, f"modified {age:.0f} s ago, may still be recording: next run"))
             continue
         try:
             with open(path, "rb") as audio:

@@ -1,5 +1,6 @@
 """Fixtures: a test host app on SQLite or PostgreSQL (CALLREC_TEST_DATABASE_URL), logged-in clients."""
 import re
+import secrets
 
 import pytest
 import sqlalchemy as sa
@@ -130,7 +131,7 @@ def valid_csrf_token(app, client):
     from flask import session
     from flask_wtf.csrf import generate_csrf
 
-    raw = "test-raw-csrf-token"
+    raw = secrets.token_hex(20)
     with client.session_transaction() as client_session:
         client_session["csrf_token"] = raw
     with app.test_request_context():

@@ -4,7 +4,7 @@ from importlib.resources import files
 
 from flask import Blueprint, current_app
 
-from callrec_plugin.audit import AuditWriteError
+from callrec_plugin.audit import AuditWriteError, request_id
 from callrec_plugin.identity import current_actor
 from callrec_plugin.roles import Action
 from callrec_plugin.security import render_error
@@ -52,6 +52,15 @@ def audit_unavailable(error):
     # Nothing may happen that the audit trail cannot record.
     return render_error(503, "Audit trail unavailable",
                         "The audit trail could not be written, so nothing was done. Try again shortly.")
+
+
+@blueprint.errorhandler(500)
+def internal_error(error):
+    # Never a stack trace: the cause is in the log under the request id the page shows.
+    original = getattr(error, "original_exception", None)
+    current_app.logger.error("callrec request %s failed", request_id(), exc_info=original)
+    return render_error(500, "Something went wrong",
+                        f"The error was logged with reference {request_id()}. Nothing was changed.")
 
 
 @blueprint.errorhandler(400)

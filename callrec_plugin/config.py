@@ -35,6 +35,17 @@ DEFAULTS = {
     "CALLREC_SHORT_CALLS": "flag",
     # Region used to read national numbers (ISO 3166 code).
     "CALLREC_PHONE_REGION": "GB",
+    # Recordings purged per transaction by the purge job.
+    "CALLREC_PURGE_BATCH_SIZE": 500,
+    # UTC time of day ("HH:MM") the scheduler enqueues the daily purge and reconciler.
+    "CALLREC_PURGE_AT": "02:30",
+    # Hours an orphan blob (no row points at it) must be old before the reconciler deletes it.
+    "CALLREC_ORPHAN_GRACE_HOURS": 24,
+    # Seconds a job may run before RQ stops it, and how many times a failed job is retried.
+    "CALLREC_JOB_TIMEOUT": 3600,
+    "CALLREC_JOB_RETRIES": 3,
+    # Hours an export's download link stays valid.
+    "CALLREC_EXPORT_LINK_HOURS": 72,
     # Time zone of the phone system's clock (FreePBX file names and CDR times are local).
     "CALLREC_PBX_TIMEZONE": "Europe/London",
     # Digits dialled for an outside line, taken off numbers in FreePBX file names when that makes them valid.

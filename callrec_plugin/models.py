@@ -218,3 +218,125 @@ class ApiNonce(Base):
     practice_ref: Mapped[str] = mapped_column(sa.String(64))
     nonce: Mapped[str] = mapped_column(sa.String(64))
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Tombstone(Base):
+    """What remains of a purged recording: enough to count and explain, nothing to listen to."""
+
+    __tablename__ = "callrec_tombstones"
+
+    recording_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    practice_ref: Mapped[str] = mapped_column(sa.String(64), index=True)
+    patient_ref: Mapped[str | None] = mapped_column(sa.String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    retain_until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    purged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(sa.String(64))  # "retention expired", "lawful erasure"
+
+
+class Assessment(Base):
+    """A spot check of one call's handling: seen only by owner/manager and the member of staff assessed."""
+
+    __tablename__ = "callrec_assessments"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    recording_id: Mapped[str] = mapped_column(sa.ForeignKey("callrec_recordings.id"), index=True)
+    practice_ref: Mapped[str] = mapped_column(sa.String(64))
+    staff_user_ref: Mapped[str] = mapped_column(sa.String(64), index=True)
+    assessor_ref: Mapped[str] = mapped_column(sa.String(64))
+    assessor_name: Mapped[str] = mapped_column(sa.String(128), default="")
+    outcome: Mapped[str] = mapped_column(sa.String(24))  # meets, partly, does_not_meet
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    response: Mapped[str | None] = mapped_column(sa.Text)
+    responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ErasureRequest(Base):
+    """The lawful erasure path: the one way to shorten retention, needing two different approvers."""
+
+    __tablename__ = "callrec_erasure_requests"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    recording_id: Mapped[str] = mapped_column(sa.ForeignKey("callrec_recordings.id"), index=True)
+    practice_ref: Mapped[str] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    requested_by_ref: Mapped[str] = mapped_column(sa.String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    approved_by_ref: Mapped[str | None] = mapped_column(sa.String(64))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Job(Base):
+    """The database's record of work for the RQ workers: the intent survives Redis and dead workers."""
+
+    __tablename__ = "callrec_jobs"
+    __table_args__ = (sa.Index("ix_callrec_jobs_state", "status", "kind"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    practice_ref: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(24))  # purge, reconcile, export
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")  # queued, running, finished, failed
+    rq_job_id: Mapped[str | None] = mapped_column(sa.String(64))
+    object_id: Mapped[str | None] = mapped_column(sa.String(32))  # e.g. the export it builds
+    requested_by_ref: Mapped[str | None] = mapped_column(sa.String(64))
+    progress_done: Mapped[int] = mapped_column(sa.Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(sa.Integer, default=0)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Disclosure(Base):
+    """An entry of the disclosure register: recordings leaving the practice to a regulator or police."""
+
+    __tablename__ = "callrec_disclosures"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    practice_ref: Mapped[str] = mapped_column(sa.String(64), index=True)
+    recipient: Mapped[str] = mapped_column(sa.String(200))
+    recipient_kind: Mapped[str] = mapped_column(sa.String(24))  # regulator, law_enforcement
+    legal_basis: Mapped[str] = mapped_column(sa.Text)
+    reference: Mapped[str] = mapped_column(sa.String(128))
+    requested_by_ref: Mapped[str] = mapped_column(sa.String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    approved_by_ref: Mapped[str | None] = mapped_column(sa.String(64))  # must differ from requested_by_ref
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default="requested")  # requested, approved, refused
+    export_id: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class DisclosureItem(Base):
+    __tablename__ = "callrec_disclosure_items"
+
+    disclosure_id: Mapped[str] = mapped_column(sa.ForeignKey("callrec_disclosures.id"), primary_key=True)
+    recording_id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+
+
+class Export(Base):
+    """A bundle (subject access or disclosure): built aside, encrypted at rest, published atomically."""
+
+    __tablename__ = "callrec_exports"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    practice_ref: Mapped[str] = mapped_column(sa.String(64), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(24))  # subject_access, disclosure
+    patient_ref: Mapped[str | None] = mapped_column(sa.String(64))
+    disclosure_id: Mapped[str | None] = mapped_column(sa.String(32))
+    requested_by_ref: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")  # queued, building, ready, failed, expired
+    progress_done: Mapped[int] = mapped_column(sa.Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(sa.Integer, default=0)
+    storage_key: Mapped[str | None] = mapped_column(sa.String(128))
+    wrapped_key: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(sa.String(64))
+    size: Mapped[int | None] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -6,9 +6,10 @@ recomputed from the holds every time (never remembered), so releasing a hold is 
 import datetime as dt
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask import current_app
 
-from callrec_plugin.models import RecordingStatus
+from callrec_plugin.models import Hold, Recording, RecordingStatus
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,21 @@ def eligibility(recording, holds, now, grace=None):
             return Eligibility(False, "in the grace period after a hold was released", after)
         return Eligibility(False, "within the retention period", after)
     return Eligibility(True, "past retention and not held", after)
+
+
+def eligible_for_purge(now, grace=None):
+    """A SELECT of active recordings eligible at ``now``: the SQL form of ``eligibility``.
+
+    Past retain_until, no active hold, and no hold released less than the grace period ago. The purge
+    job re-checks each row with ``eligibility`` under a row lock before it destroys anything.
+    """
+    grace = grace_period() if grace is None else grace
+    blocking_hold = sa.select(Hold.id).where(
+        Hold.recording_id == Recording.id,
+        sa.or_(Hold.released_at.is_(None), Hold.released_at > now - grace),
+    )
+    return sa.select(Recording).where(
+        Recording.status == RecordingStatus.ACTIVE,
+        Recording.retain_until <= now,
+        ~blocking_hold.exists(),
+    )

@@ -1,5 +1,4 @@
 """The signed ingest API: 201 for a good upload, a clear JSON 4xx for every bad one, nothing lost or kept."""
-import io
 import json
 import os
 import time

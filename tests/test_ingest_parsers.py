@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import io
 import math
-import os
 import re
 import struct
 import wave

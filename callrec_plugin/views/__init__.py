@@ -1,28 +1,24 @@
 """callrec's blueprint. ROUTE_ACTIONS names the policy action every route needs (a test checks it is complete)."""
 import functools
+import importlib
 from importlib.resources import files
 
 from flask import Blueprint, current_app
 
 from callrec_plugin.audit import AuditWriteError, request_id
 from callrec_plugin.identity import current_actor
-from callrec_plugin.roles import Action
 from callrec_plugin.security import render_error
 
 blueprint = Blueprint("callrec", __name__, template_folder=str(files("callrec_plugin.templates")))
 
-# endpoint -> the action the policy decides for it; None for routes that need no signed-in user.
-ROUTE_ACTIONS = {
-    "callrec.stylesheet": None,
-    "callrec.recording_page": Action.VIEW_METADATA,
-    "callrec.create_grant": Action.PLAY,
-    "callrec.recording_audio": Action.PLAY,
-    "callrec.recording_download": Action.DOWNLOAD,
-    "callrec.record_objection": Action.RECORD_OBJECTION,
-    "callrec.audit_log": Action.VIEW_AUDIT,
-    "callrec.audit_csv": Action.VIEW_AUDIT,
-    "callrec.ingest_recording": None,  # signed with the practice's HMAC secret instead of a login
-}
+# The view modules; each declares ROUTES = {endpoint: the policy action it needs, or None}.
+VIEW_MODULES = (
+    "assets",
+    "audit_log",
+    "ingest_api",
+    "objections",
+    "recordings",
+)
 
 
 def login_required(view):
@@ -68,4 +64,13 @@ def bad_request(error):
     return render_error(400, "Bad request", getattr(error, "description", None) or "The request was not valid.")
 
 
-from callrec_plugin.views import assets, audit_log, ingest_api, objections, recordings  # noqa: E402,F401
+def _load_view_modules():
+    routes = {}
+    for name in VIEW_MODULES:
+        routes.update(importlib.import_module(f"callrec_plugin.views.{name}").ROUTES)
+    return routes
+
+
+# endpoint -> the action the policy decides for it (None: no signed-in user needed); a test checks
+# that every route of the blueprint is here.
+ROUTE_ACTIONS = _load_view_modules()

@@ -5,6 +5,8 @@ from flask import Response
 
 from callrec_plugin.views import blueprint
 
+ROUTES = {"callrec.stylesheet": None}
+
 _STYLESHEET = files("callrec_plugin.templates").joinpath("callrec/callrec.css")
 
 

@@ -14,6 +14,8 @@ from callrec_plugin.policy import authorize
 from callrec_plugin.roles import PURPOSES, Action
 from callrec_plugin.views import blueprint, login_required
 
+ROUTES = {"callrec.audit_log": Action.VIEW_AUDIT, "callrec.audit_csv": Action.VIEW_AUDIT}
+
 PAGE_SIZE = 50
 FILTERS = ("patient_ref", "recording_id", "actor_ref", "purpose", "outcome")
 CSV_COLUMNS = ("seq", "occurred_at", "actor_ref", "actor_name", "roles", "action", "object_type", "object_id",

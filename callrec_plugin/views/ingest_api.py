@@ -21,6 +21,8 @@ from callrec_plugin.ingest.pipeline import IngestError, ingest_audio
 from callrec_plugin.models import ApiNonce, utcnow
 from callrec_plugin.views import blueprint
 
+ROUTES = {"callrec.ingest_recording": None}  # signed with the practice's HMAC secret, not a login
+
 MULTIPART_OVERHEAD = 1024 * 1024
 
 

@@ -11,6 +11,8 @@ from callrec_plugin.roles import Action
 from callrec_plugin.scoping import find_recording
 from callrec_plugin.views import blueprint, login_required
 
+ROUTES = {"callrec.record_objection": Action.RECORD_OBJECTION}
+
 
 def _patient_in_practice(actor, patient_ref):
     summary = get_state().pm.hook.callrec_patient_summary(patient_ref=patient_ref)

@@ -14,6 +14,13 @@ from callrec_plugin.roles import PURPOSES, Action
 from callrec_plugin.scoping import recording_or_404
 from callrec_plugin.views import blueprint, login_required
 
+ROUTES = {
+    "callrec.recording_page": Action.VIEW_METADATA,
+    "callrec.create_grant": Action.PLAY,
+    "callrec.recording_audio": Action.PLAY,
+    "callrec.recording_download": Action.DOWNLOAD,
+}
+
 
 def _page_context(actor, recording, form):
     row = call_rows([recording])[0]

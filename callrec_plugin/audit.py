@@ -74,7 +74,7 @@ def _head(session):
 
 
 def record(action, outcome, *, actor=None, reason=None, recording=None, object_type=None, object_id=None,
-           purpose=None, justification=None, patient_ref=None, practice_ref=None):
+           purpose=None, justification=None, patient_ref=None, practice_ref=None, recording_id=None):
     """Append one event to the chain in the current transaction (flushed, not committed)."""
     session = db_session()
     try:
@@ -91,7 +91,7 @@ def record(action, outcome, *, actor=None, reason=None, recording=None, object_t
             action=action,
             object_type=object_type or ("recording" if recording is not None else None),
             object_id=object_id or (recording.id if recording is not None else None),
-            recording_id=recording.id if recording is not None else None,
+            recording_id=recording.id if recording is not None else recording_id,
             patient_ref=patient_ref or (recording.patient_ref if recording is not None else None),
             purpose=purpose,
             justification=justification,

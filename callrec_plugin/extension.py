@@ -45,6 +45,11 @@ class CallRec:
         _register_web(app)
         _register_cli(app, pm)
 
+    def complaint_closed(self, complaint_ref):
+        """Tell callrec a complaint was closed (inside an app context): its complaint holds are released
+        and the grace period starts. The same as calling the hook callrec_complaint_closed."""
+        get_state().pm.hook.callrec_complaint_closed(complaint_ref=str(complaint_ref))
+
 
 def _check_host(app):
     if "callrec" in app.extensions:

@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "callrec"
 
 BUILTIN_PLUGINS = (
+    "callrec_plugin.defaults.complaints",
     "callrec_plugin.defaults.identity",
     "callrec_plugin.defaults.panels",
     "callrec_plugin.defaults.storage",

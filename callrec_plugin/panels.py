@@ -1,4 +1,5 @@
 """What the patient and complaint panels show, assembled with a fixed number of queries per page."""
+import datetime as dt
 import math
 from dataclasses import dataclass
 
@@ -100,3 +101,48 @@ def complaint_titles(refs):
         summary = hook.callrec_complaint_summary(complaint_ref=ref) or {}
         titles[ref] = summary
     return titles
+
+
+@dataclass
+class Finder:
+    number: str
+    start: str
+    end: str
+    rows: list
+    attach_form: object
+    error: str | None = None
+
+
+def _date_arg(name):
+    text = request.args.get(name, "").strip()
+    if not text:
+        return "", None
+    try:
+        return text, dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return text, False
+
+
+def evidence_finder(actor, complaint, patient_ref, linked_ids):
+    """The complaint panel's search: the complainant's numbers by default, or a number and dates given."""
+    from callrec_plugin.evidence import find_calls
+    from callrec_plugin.forms import AttachForm
+    from callrec_plugin.ingest.numbers import InvalidNumber, normalise
+
+    number = request.args.get("callrec_number", "").strip()
+    (start_text, start), (end_text, end) = _date_arg("callrec_from"), _date_arg("callrec_to")
+    error = None
+    if start is False or end is False:
+        error, start, end = "Dates must be given as YYYY-MM-DD.", None, None
+    if number:
+        try:
+            numbers = [normalise(number, current_app.config["CALLREC_PHONE_REGION"])]
+        except InvalidNumber as exc:
+            error, numbers = exc.reason, []
+    else:
+        ref = patient_ref or complaint.get("patient_ref")
+        summary = get_state().pm.hook.callrec_patient_summary(patient_ref=ref) if ref else None
+        numbers = list((summary or {}).get("phones", ()))
+    found = [] if error or not numbers else find_calls(actor, numbers, start, end)
+    rows = call_rows([r for r in found if r.id not in linked_ids])
+    return Finder(number, start_text, end_text, rows, AttachForm(prefix="callrec-attach"), error)

@@ -39,6 +39,9 @@ ACTION_ROLES = {
     Action.VIEW_AUDIT: (OWNER, MANAGER, DPO),
     Action.RECORD_OBJECTION: (OWNER, MANAGER, COMPLAINT_HANDLER, STAFF),
     Action.VIEW_RETENTION: (OWNER, MANAGER, DPO),
+    # Everyone may open the assessments page; it shows staff only the assessments of their own calls.
+    Action.VIEW_ASSESSMENTS: ALL_ROLES,
+    Action.CHANGE_RETENTION: (OWNER, MANAGER),
 }
 
 # The policy's monitoring matrix: role -> purpose -> precondition rule. Missing means no.

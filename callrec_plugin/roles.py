@@ -42,6 +42,8 @@ class Action:
     VIEW_AUDIT = "view_audit"
     RECORD_OBJECTION = "record_objection"
     VIEW_RETENTION = "view_retention"
+    VIEW_ASSESSMENTS = "view_assessments"
+    CHANGE_RETENTION = "change_retention"
 
 
 # Actions that retrieve audio: they need a purpose whose precondition is met.

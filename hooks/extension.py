@@ -77,5 +77,10 @@ def callrec_export_ready(export_id, practice_ref):
 
 
 @hookspec
+def callrec_complaint_closed(complaint_ref):
+    """Event the host announces when a complaint is closed; callrec then releases its complaint holds."""
+
+
+@hookspec
 def callrec_register_commands(cli):
     """Add click commands to the ``flask callrec`` group passed in as cli; the return value is ignored."""

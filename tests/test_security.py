@@ -2,7 +2,7 @@
 import pytest
 import sqlalchemy as sa
 
-from callrec_plugin.models import AccessGrant, AuditEvent, PatientObjection
+from callrec_plugin.models import AuditEvent
 from callrec_plugin.views import ROUTE_ACTIONS
 from tests.conftest import valid_csrf_token
 from tests.factories import add_recording
@@ -18,46 +18,80 @@ def test_every_route_is_in_the_route_table_and_no_more(app):
         f"missing from ROUTE_ACTIONS: {endpoints - set(ROUTE_ACTIONS)}; stale: {set(ROUTE_ACTIONS) - endpoints}")
 
 
-def post_routes(app, recording_id):
-    urls = {
-        "callrec.create_grant": f"/callrec/recordings/{recording_id}/grants",
-        "callrec.record_objection": "/callrec/patients/pat1/objections",
+PREFIXES = ("", "callrec-objection-", "callrec-attach-", "callrec-detach-", "callrec-hold-", "callrec-extend-",
+            "callrec-erasure-", "callrec-training-", "callrec-assess-", "callrec-response-")
+
+
+@pytest.fixture
+def targets(app, db_session):
+    """For every POST route: a URL and form data that make a valid change when the token is right."""
+    from callrec_plugin.models import Assessment, ComplaintLink, ErasureRequest, Hold
+
+    call = add_recording(db_session, staff_user_ref="reception")
+    linked = add_recording(db_session)
+    db_session.add(ComplaintLink(recording_id=linked.id, practice_ref="pA", complaint_ref="cX", linked_by_ref="owner"))
+    hold = Hold(recording_id=call.id, practice_ref="pA", kind="investigation", reason="r", placed_by_ref="manager")
+    erasure = ErasureRequest(recording_id=call.id, practice_ref="pA", reason="court order", requested_by_ref="manager")
+    assessment = Assessment(recording_id=call.id, practice_ref="pA", staff_user_ref="owner", assessor_ref="manager",
+                            outcome="meets")
+    db_session.add_all([hold, erasure, assessment])
+    db_session.commit()
+    return {
+        "callrec.create_grant": (f"/callrec/recordings/{call.id}/grants", {"purpose": "compliance", "action": "play"}),
+        "callrec.record_objection": ("/callrec/patients/pat1/objections", {}),
+        "callrec.create_assessment": (f"/callrec/recordings/{call.id}/assessments", {"callrec-assess-outcome": "meets"}),
+        "callrec.respond_to_assessment": (f"/callrec/assessments/{assessment.id}/response",
+                                          {"callrec-response-response": "Thanks"}),
+        "callrec.attach_call": ("/callrec/complaints/cX/links", {"callrec-attach-recording_id": call.id}),
+        "callrec.detach_call": ("/callrec/complaints/cX/links/detach",
+                                {"callrec-detach-recording_id": linked.id, "callrec-detach-reason": "wrong call"}),
+        "callrec.place_hold": ("/callrec/holds", {"callrec-hold-scope": "recording", "callrec-hold-recording_id": call.id,
+                                                  "callrec-hold-kind": "investigation", "callrec-hold-reason": "check"}),
+        "callrec.release_hold": (f"/callrec/holds/{hold.id}/release", {}),
+        "callrec.extend_retention_view": (f"/callrec/recordings/{call.id}/retention",
+                                          {"callrec-extend-retain_until": "2031-01-01", "callrec-extend-reason": "x"}),
+        "callrec.request_erasure_view": (f"/callrec/recordings/{call.id}/erasure", {"callrec-erasure-reason": "SAR"}),
+        "callrec.approve_erasure_view": (f"/callrec/erasure/{erasure.id}/approve", {}),
+        "callrec.training_approval": (f"/callrec/recordings/{call.id}/training", {"callrec-training-approve": "yes"}),
     }
-    for rule in callrec_rules(app):
-        if "POST" in rule.methods and rule.endpoint != "callrec.ingest_recording":
-            assert rule.endpoint in urls, f"add {rule.endpoint} to this CSRF test"
-            yield rule.endpoint, urls[rule.endpoint]
 
 
-FORM = {"purpose": "compliance", "action": "play", "callrec-objection-note": "x"}
+def fingerprint(db_session):
+    """Every row of every callrec table: any change at all shows."""
+    from callrec_plugin.models import metadata
 
-
-def state(db_session):
     db_session.expire_all()
-    count = lambda model: db_session.scalar(sa.select(sa.func.count()).select_from(model))  # noqa: E731
-    return count(AccessGrant), count(PatientObjection)
+    return {table.name: sorted(map(repr, db_session.execute(table.select()).all())) for table in metadata.sorted_tables}
+
+
+def post_routes(app):
+    return sorted(rule.endpoint for rule in callrec_rules(app)
+                  if "POST" in rule.methods and rule.endpoint != "callrec.ingest_recording")
+
+
+def with_token(data, token):
+    return {**data, **({f"{prefix}csrf_token": token for prefix in PREFIXES} if token else {})}
 
 
 @pytest.mark.parametrize("token_kind", ["missing", "wrong", "other_session"])
-def test_every_post_route_refuses_a_bad_csrf_token_and_changes_nothing(app, db_session, login, token_kind):
-    recording = add_recording(db_session)
+def test_every_post_route_refuses_a_bad_csrf_token_and_changes_nothing(app, db_session, login, targets, token_kind):
     owner = login("owner")
-    token = valid_csrf_token(app, owner)  # the owner's session has a token of its own
-    for endpoint, url in post_routes(app, recording.id):
-        before = state(db_session)
-        data = dict(FORM)
-        if token_kind == "wrong":
-            data["csrf_token"] = data["callrec-objection-csrf_token"] = "not-a-token"
-        elif token_kind == "other_session":
-            data["csrf_token"] = data["callrec-objection-csrf_token"] = valid_csrf_token(app, login("manager"))
-        response = owner.post(url, data=data)
+    own_token = valid_csrf_token(app, owner)  # the owner's session has a token of its own
+    bad = {"missing": None, "wrong": "not-a-token", "other_session": valid_csrf_token(app, login("manager"))}
+    for endpoint in post_routes(app):
+        assert endpoint in targets, f"add {endpoint} to the CSRF test's targets"
+        url, data = targets[endpoint]
+        before = fingerprint(db_session)
+        response = owner.post(url, data=with_token(data, bad[token_kind]))
         assert response.status_code == 400, (endpoint, response.status_code)
-        assert state(db_session) == before, endpoint
-    # and the same requests with the session's own token do change something: the test can fail
-    for endpoint, url in post_routes(app, recording.id):
-        response = owner.post(url, data=dict(FORM, csrf_token=token, **{"callrec-objection-csrf_token": token}))
-        assert response.status_code == 302, endpoint
-    assert state(db_session) == (1, 1)
+        assert fingerprint(db_session) == before, endpoint
+    # the same requests with the session's own token do change something: the test can fail
+    for endpoint in post_routes(app):
+        url, data = targets[endpoint]
+        before = fingerprint(db_session)
+        response = owner.post(url, data=with_token(data, own_token))
+        assert response.status_code == 302, (endpoint, response.status_code, response.get_data(as_text=True)[-300:])
+        assert fingerprint(db_session) != before, endpoint
 
 
 def test_security_headers_on_callrec_pages(app, db_session, login):

@@ -6,10 +6,13 @@ from wtforms.fields.choices import SelectChoice
 from callrec_plugin.forms import ObjectionForm
 from callrec_plugin.hooks import hookimpl
 from callrec_plugin.identity import actor_for, current_actor
+from callrec_plugin.evidence import complaint_in_practice, handles
+from callrec_plugin.forms import DetachForm
 from callrec_plugin.panels import (
     active_objections,
     complaint_calls,
     complaint_titles,
+    evidence_finder,
     patient_calls,
     requested_page,
 )
@@ -50,11 +53,15 @@ def callrec_slot_complaint_panel(complaint_ref, patient_ref, user):
     actor = _actor(user)
     if complaint_ref is None or not decide(actor, Action.VIEW_METADATA):
         return None
-    return Markup(render_template(
-        "callrec/complaint_panel.html",
-        complaint_ref=str(complaint_ref),
-        rows=complaint_calls(actor, str(complaint_ref)),
-    ))
+    complaint = complaint_in_practice(actor, str(complaint_ref))
+    if complaint is None:
+        return None
+    rows = complaint_calls(actor, complaint["ref"])
+    context = {"complaint": complaint, "complaint_ref": complaint["ref"], "rows": rows, "finder": None}
+    if decide(actor, Action.ATTACH) and handles(actor, complaint):
+        context["finder"] = evidence_finder(actor, complaint, patient_ref, {row.recording.id for row in rows})
+        context["detach_form"] = DetachForm(prefix="callrec-detach")
+    return Markup(render_template("callrec/complaint_panel.html", **context))
 
 
 @hookimpl(trylast=True)

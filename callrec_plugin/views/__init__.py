@@ -13,11 +13,18 @@ blueprint = Blueprint("callrec", __name__, template_folder=str(files("callrec_pl
 
 # The view modules; each declares ROUTES = {endpoint: the policy action it needs, or None}.
 VIEW_MODULES = (
+    "assessments",
     "assets",
     "audit_log",
+    "disclosures",
+    "evidence",
+    "exports",
+    "holds",
     "ingest_api",
+    "jobs",
     "objections",
     "recordings",
+    "retention",
 )
 
 
@@ -57,6 +64,11 @@ def internal_error(error):
     current_app.logger.error("callrec request %s failed", request_id(), exc_info=original)
     return render_error(500, "Something went wrong",
                         f"The error was logged with reference {request_id()}. Nothing was changed.")
+
+
+@blueprint.errorhandler(409)
+def conflict(error):
+    return render_error(409, "Not done", getattr(error, "description", None) or "That cannot be done now.")
 
 
 @blueprint.errorhandler(400)

@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, render_template, url_for
 
 from callrec_plugin import audit
 from callrec_plugin.extension import db_session, get_state
-from callrec_plugin.forms import PurposeForm
+from callrec_plugin.forms import AssessmentForm, ErasureForm, ExtendRetentionForm, PurposeForm, TrainingForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import ComplaintLink, Hold, utcnow
 from callrec_plugin.panels import call_rows
@@ -46,7 +46,21 @@ def _page_context(actor, recording, form):
         download_grant=valid_grant(actor, recording, Action.DOWNLOAD),
         purposes=PURPOSES,
         now=utcnow(),
+        **_management_forms(actor, recording),
     )
+
+
+def _management_forms(actor, recording):
+    """The owner's and manager's forms for this call: hold, retention, training, assessment."""
+    if recording.status != "active" or not actor.has_any(ACTION_ROLES[Action.CHANGE_RETENTION]):
+        return {"manage": False}
+    return {
+        "manage": True,
+        "extend_form": ExtendRetentionForm(prefix="callrec-extend"),
+        "erasure_form": ErasureForm(prefix="callrec-erasure"),
+        "training_form": TrainingForm(prefix="callrec-training"),
+        "assessment_form": AssessmentForm(prefix="callrec-assess") if recording.staff_user_ref else None,
+    }
 
 
 @blueprint.route("/recordings/<recording_id>")

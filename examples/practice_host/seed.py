@@ -354,8 +354,9 @@ def seed_calls(count=300, echo=print, now=None):
 def _link_and_hold(calls, recording_ids, now, echo):
     """Complaint evidence links, complaint holds, one investigation hold, training approvals, an objection.
 
-    Stop-gap: callrec's own functions for linking, holds and training approval are not written yet,
-    so the rows are inserted directly (without audit events); replace with callrec's API when it exists.
+    This is seeded history: the rows are dated in the past (when the complaint was opened, the call
+    made), which callrec's own functions cannot do, since they stamp and audit changes as they happen
+    now. A real practice makes these changes through callrec's pages.
     """
     from callrec_plugin.models import ComplaintLink, Hold, HoldKind, PatientObjection, Recording
 

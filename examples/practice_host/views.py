@@ -3,7 +3,7 @@ import datetime as dt
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -149,38 +149,12 @@ def close_complaint(complaint_ref):
     complaint.status = "closed"
     complaint.closed_at = utcnow()
     complaint.closed_by_id = current_user.id
-    released = release_complaint_holds(complaint, current_user)
     db.session.commit()
-    message = f"Complaint {complaint.id} closed."
-    if released:
-        message += f" {released} call recording hold{'s' if released != 1 else ''} released."
-    flash(message, "info")
+    # Tell callrec: the calls held as evidence for this complaint start their grace period.
+    current_app.extensions["callrec"].extension.complaint_closed(complaint.id)
+    flash(f"Complaint {complaint.id} closed. Calls held as its evidence will be kept for the grace period, "
+          "then deleted when their six months are over.", "info")
     return redirect(url_for("complaint_page", complaint_ref=complaint.id))
-
-
-def release_complaint_holds(complaint, staff):
-    """Closing a complaint ends the holds its linked calls had (policy: held until the complaint is closed).
-
-    Stop-gap: callrec has no public function for this yet, so the host updates callrec's Hold rows
-    directly; replace with callrec's API when it exists (it should also audit the release).
-    """
-    try:
-        from callrec_plugin.models import Hold, HoldKind
-    except ImportError:  # pragma: no cover - callrec always installed with the demo
-        return 0
-    now = dt.datetime.now(dt.timezone.utc)
-    holds = db.session.scalars(
-        sa.select(Hold).where(
-            Hold.practice_ref == complaint.practice_id,
-            Hold.complaint_ref == complaint.id,
-            Hold.kind == HoldKind.COMPLAINT,
-            Hold.released_at.is_(None),
-        )
-    ).all()
-    for hold in holds:
-        hold.released_at = now
-        hold.released_by_ref = staff.ref
-    return len(holds)
 
 
 def not_found(error):

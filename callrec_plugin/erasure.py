@@ -1,0 +1,49 @@
+"""Changing retention: extending is allowed to the owner or manager; shortening only through the
+lawful erasure path, which needs a request and the approval of a second, different person."""
+from callrec_plugin import audit, clock
+from callrec_plugin.extension import db_session
+from callrec_plugin.models import ErasureRequest, RecordingStatus
+
+
+class RetentionError(ValueError):
+    """Retention could not be changed; the message says why."""
+
+
+def extend_retention(actor, recording, new_retain_until, reason):
+    if not (reason or "").strip():
+        raise RetentionError("give the reason for keeping the call longer")
+    if new_retain_until <= recording.retain_until:
+        raise RetentionError("retention can only be extended here; shortening needs the lawful erasure path")
+    before = recording.retain_until
+    recording.retain_until = new_retain_until
+    audit.record("retention_extended", "done", actor=actor, recording=recording,
+                 reason=f"{before:%Y-%m-%d} -> {new_retain_until:%Y-%m-%d}: {reason.strip()}")
+
+
+def request_erasure(actor, recording, reason):
+    if recording.status != RecordingStatus.ACTIVE:
+        raise RetentionError("the call has already been purged")
+    if not (reason or "").strip():
+        raise RetentionError("give the lawful reason for erasure (e.g. a successful erasure request)")
+    request = ErasureRequest(recording_id=recording.id, practice_ref=recording.practice_ref,
+                             reason=reason.strip(), requested_by_ref=actor.ref, requested_at=clock.now())
+    db_session().add(request)
+    db_session().flush()
+    audit.record("erasure_requested", "done", actor=actor, recording=recording, object_type="erasure",
+                 object_id=str(request.id), reason=reason.strip())
+    return request
+
+
+def approve_erasure(actor, request, recording):
+    """The second person approves: retention ends now (holds still win). Caller commits."""
+    if request.approved_at is not None or request.withdrawn_at is not None:
+        raise RetentionError("this erasure request is already decided")
+    if request.requested_by_ref == actor.ref:
+        raise RetentionError("a second, different person must approve an erasure")
+    now = clock.now()
+    request.approved_by_ref, request.approved_at = actor.ref, now
+    before = recording.retain_until
+    recording.retain_until = min(recording.retain_until, now)
+    audit.record("retention_shortened", "done", actor=actor, recording=recording, object_type="erasure",
+                 object_id=str(request.id),
+                 reason=f"lawful erasure approved ({before:%Y-%m-%d} -> now): {request.reason}")

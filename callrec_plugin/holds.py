@@ -1,0 +1,128 @@
+"""Holds keep recordings past their retention: complaint holds (from links to open complaints) and
+investigation, regulator and law-enforcement holds placed by the owner or manager.
+
+Regulator and law-enforcement holds are released only when two different people approve. Releasing
+the last hold starts the grace period; eligibility is recomputed from the holds on every purge run.
+"""
+import sqlalchemy as sa
+
+from callrec_plugin import audit, clock
+from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.identity import SYSTEM
+from callrec_plugin.models import Hold, HoldKind, Recording, RecordingStatus, new_id
+
+PLACEABLE_KINDS = {
+    HoldKind.INVESTIGATION: "Internal investigation",
+    HoldKind.REGULATOR: "Regulator",
+    HoldKind.LAW_ENFORCEMENT: "Law enforcement",
+}
+
+
+class HoldError(ValueError):
+    """A hold could not be placed or released; the message says why."""
+
+
+def place_holds(actor, recordings, kind, reason, external_reference=None, complaint_ref=None):
+    """One hold per recording (purged ones are skipped), sharing a group id; audited per recording."""
+    if kind not in PLACEABLE_KINDS and kind != HoldKind.COMPLAINT:
+        raise HoldError(f"unknown hold kind {kind!r}")
+    if not (reason or "").strip():
+        raise HoldError("give the reason for the hold")
+    group, placed = new_id(), []
+    for recording in recordings:
+        if recording.status != RecordingStatus.ACTIVE:
+            continue
+        hold = Hold(recording_id=recording.id, practice_ref=recording.practice_ref, group_id=group, kind=kind,
+                    complaint_ref=complaint_ref, reason=reason.strip(), external_reference=external_reference or None,
+                    placed_by_ref=actor.ref, placed_at=clock.now())
+        db_session().add(hold)
+        db_session().flush()
+        audit.record("hold_placed", "done", actor=actor, recording=recording, object_type="hold",
+                     object_id=str(hold.id), reason=f"{kind}: {reason.strip()}")
+        placed.append(hold)
+    return placed
+
+
+def approve_release(actor, hold):
+    """Release a hold, or record the first of two approvals; returns True when it is released."""
+    if hold.released_at is not None:
+        raise HoldError("the hold is already released")
+    if hold.kind == HoldKind.COMPLAINT:
+        raise HoldError("a complaint hold is released when the complaint is closed or the call detached")
+    if hold.kind in HoldKind.TWO_APPROVER and hold.release_requested_by_ref is None:
+        hold.release_requested_by_ref, hold.release_requested_at = actor.ref, clock.now()
+        audit.record("hold_release_requested", "done", actor=actor, object_type="hold", object_id=str(hold.id),
+                     recording_id=hold.recording_id, practice_ref=hold.practice_ref,
+                     reason="first approval; a second, different person must approve")
+        return False
+    if hold.kind in HoldKind.TWO_APPROVER and hold.release_requested_by_ref == actor.ref:
+        raise HoldError("a second, different person must approve releasing a regulator or law-enforcement hold")
+    _release(hold, actor)
+    return True
+
+
+def _release(hold, actor, reason="released"):
+    hold.released_at, hold.released_by_ref = clock.now(), actor.ref
+    audit.record("hold_released", "done", actor=actor, object_type="hold", object_id=str(hold.id),
+                 recording_id=hold.recording_id, practice_ref=hold.practice_ref, reason=f"{hold.kind} hold {reason}")
+    get_state().pm.hook.callrec_hold_changed(recording_id=hold.recording_id, hold_id=hold.id, change="released")
+
+
+def active_complaint_holds(complaint_ref, recording_id=None):
+    query = sa.select(Hold).where(Hold.kind == HoldKind.COMPLAINT, Hold.complaint_ref == complaint_ref,
+                                  Hold.released_at.is_(None))
+    if recording_id is not None:
+        query = query.where(Hold.recording_id == recording_id)
+    return db_session().scalars(query).all()
+
+
+def complaint_closed(complaint_ref, actor=SYSTEM):
+    """The host closed a complaint: release its complaint holds (the grace period starts). Commits."""
+    holds = active_complaint_holds(complaint_ref)
+    for hold in holds:
+        _release(hold, actor, reason=f"released: complaint {complaint_ref} closed")
+    db_session().commit()
+    return len(holds)
+
+
+def sync_complaint_holds(practice_ref=None):
+    """Release complaint holds whose complaint the host now reports closed (or gone). Commits.
+
+    The purge run calls this first, so a host that forgot to call complaint_closed loses nothing:
+    the hold lasts until the host says the complaint is closed, and the grace period starts then.
+    """
+    query = sa.select(Hold.complaint_ref).where(Hold.kind == HoldKind.COMPLAINT, Hold.released_at.is_(None))
+    if practice_ref is not None:
+        query = query.where(Hold.practice_ref == practice_ref)
+    hook, released = get_state().pm.hook, 0
+    for complaint_ref in sorted(set(db_session().scalars(query))):
+        summary = hook.callrec_complaint_summary(complaint_ref=complaint_ref)
+        if summary is not None and summary.get("status") == "closed":
+            released += complaint_closed(complaint_ref)
+    return released
+
+
+def holds_of(recording_ids):
+    rows = db_session().scalars(sa.select(Hold).where(Hold.recording_id.in_(list(recording_ids))))
+    by_recording = {}
+    for hold in rows:
+        by_recording.setdefault(hold.recording_id, []).append(hold)
+    return by_recording
+
+
+def recordings_for_hold(actor, scope, recording_id=None, patient_ref=None, start=None, end=None):
+    """The recordings of the actor's practice a hold request covers: one call, a patient's, or a date range."""
+    from callrec_plugin.scoping import recordings_in
+
+    query = recordings_in(actor.practice_ref).where(Recording.status == RecordingStatus.ACTIVE)
+    if scope == "recording":
+        query = query.where(Recording.id == recording_id)
+    elif scope == "patient":
+        query = query.where(Recording.patient_ref == patient_ref)
+    elif scope == "range":
+        if start is None or end is None or end < start:
+            raise HoldError("give a date range whose end is not before its start")
+        query = query.where(Recording.started_at >= start, Recording.started_at < end)
+    else:
+        raise HoldError("choose what to hold: one call, a patient's calls, or a date range")
+    return db_session().scalars(query.order_by(Recording.started_at)).all()

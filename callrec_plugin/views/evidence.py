@@ -1,0 +1,71 @@
+"""Attach calls to a complaint as evidence, and detach them, from the complaint panel."""
+from flask import abort, flash, redirect
+
+from callrec_plugin import audit
+from callrec_plugin.evidence import EvidenceError, complaint_in_practice, handles, link, unlink
+from callrec_plugin.extension import db_session
+from callrec_plugin.forms import AttachForm, DetachForm
+from callrec_plugin.identity import current_actor
+from callrec_plugin.policy import authorize
+from callrec_plugin.roles import Action
+from callrec_plugin.scoping import recording_or_404
+from callrec_plugin.views import blueprint, login_required
+
+ROUTES = {"callrec.attach_call": Action.ATTACH, "callrec.detach_call": Action.ATTACH}
+
+
+def _complaint_or_404(actor, complaint_ref):
+    complaint = complaint_in_practice(actor, complaint_ref)
+    if complaint is None:
+        audit.record(Action.ATTACH, "denied", actor=actor, object_type="complaint", object_id=complaint_ref[:64],
+                     reason="no such complaint in the user's practice")
+        db_session().commit()
+        abort(404)
+    return complaint
+
+
+def _change(complaint_ref, form, change):
+    actor = current_actor()
+    if not form.validate_on_submit():
+        abort(400, "; ".join(m for ms in form.errors.values() for m in ms) or "The form was not valid.")
+    complaint = _complaint_or_404(actor, complaint_ref)
+    recording = recording_or_404(actor, form.recording_id.data, Action.ATTACH)
+    decision = authorize(actor, Action.ATTACH, recording, object_type="complaint", object_id=complaint_ref)
+    if not decision:
+        abort(403, decision.reason)
+    if not handles(actor, complaint):
+        audit.record(Action.ATTACH, "denied", actor=actor, recording=recording, object_type="complaint",
+                     object_id=complaint_ref, reason="the user does not handle this complaint")
+        db_session().commit()
+        abort(403, "Only the complaint's handler, the owner or the manager may change its evidence.")
+    try:
+        change(actor, recording, complaint)
+    except EvidenceError as refusal:
+        db_session().rollback()
+        abort(409, str(refusal))
+    db_session().commit()
+    return redirect(complaint.get("url") or "/")
+
+
+@blueprint.route("/complaints/<complaint_ref>/links", methods=["POST"])
+@login_required
+def attach_call(complaint_ref):
+    form = AttachForm(prefix="callrec-attach")
+
+    def attach(actor, recording, complaint):
+        link(actor, recording, complaint, form.note.data)
+        flash("The call is attached to the complaint as evidence.", "callrec-info")
+
+    return _change(complaint_ref, form, attach)
+
+
+@blueprint.route("/complaints/<complaint_ref>/links/detach", methods=["POST"])
+@login_required
+def detach_call(complaint_ref):
+    form = DetachForm(prefix="callrec-detach")
+
+    def detach(actor, recording, complaint):
+        unlink(actor, recording, complaint, form.reason.data)
+        flash("The call is detached from the complaint.", "callrec-info")
+
+    return _change(complaint_ref, form, detach)

@@ -1,0 +1,179 @@
+"""The retention state machine: ingest, link, unlink, holds, releases, complaints closing, the clock.
+
+On every step: a held recording is never eligible; an expired, unheld, past-grace one is; the SQL
+query the purge job uses agrees with the eligibility function; retain_until never decreases; a
+regulator or law-enforcement hold never releases on one approval.
+"""
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+
+from callrec_plugin import clock, evidence, holds
+from callrec_plugin.erasure import extend_retention
+from callrec_plugin.identity import Actor
+from callrec_plugin.models import Hold, HoldKind, Recording
+from callrec_plugin.retention import eligibility, eligible_for_purge
+from tests import hostapp
+from tests.conftest import empty_tables
+from tests.factories import add_recording
+
+START = dt.datetime(2026, 1, 10, 9, 0, tzinfo=dt.timezone.utc)
+GRACE = dt.timedelta(days=7)
+OWNER = Actor(user=None, ref="owner", name="Owner", roles=frozenset({"owner"}), practice_ref="pA")
+MANAGER = Actor(user=None, ref="manager", name="Manager", roles=frozenset({"manager"}), practice_ref="pA")
+
+
+class Retention(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.session = hostapp.db.session
+        empty_tables(self.session)
+        hostapp.seed_users(self.session)
+        self.now = START
+        self.ids = []
+        self.retain = {}  # the model: recording id -> retain_until, which must never decrease
+        self.holds = {}  # hold id -> {"recording", "kind", "complaint", "released": datetime | None}
+        self.linked = set()  # (recording id, complaint ref)
+        self.closed = set()
+
+    def clock(self):
+        return self.now
+
+    @initialize()
+    def start_clock(self):
+        clock.now = self.clock  # restored by the test function
+
+    @rule(days_ago=st.integers(0, 220))
+    def ingest(self, days_ago):
+        started = self.now - dt.timedelta(days=days_ago)
+        recording = add_recording(self.session, started_at=started, retain_until=started + dt.timedelta(days=183))
+        self.ids.append(recording.id)
+        self.retain[recording.id] = recording.retain_until
+
+    def recording(self, index):
+        return self.session.get(Recording, self.ids[index % len(self.ids)])
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50), complaint=st.sampled_from(["cX", "cY"]), note=st.text(max_size=10))
+    def link(self, index, complaint, note):
+        recording = self.recording(index)
+        summary = evidence.complaint_in_practice(OWNER, complaint)
+        if (recording.id, complaint) in self.linked:
+            with pytest.raises(evidence.EvidenceError):
+                evidence.link(OWNER, recording, summary, note)
+            return
+        evidence.link(OWNER, recording, summary, note)
+        self.session.commit()
+        self.linked.add((recording.id, complaint))
+        if complaint not in self.closed:
+            hold = self.session.scalars(sa.select(Hold).order_by(Hold.id.desc()).limit(1)).one()
+            self.holds[hold.id] = {"recording": recording.id, "kind": HoldKind.COMPLAINT, "complaint": complaint,
+                                   "released": None}
+
+    @precondition(lambda self: self.linked)
+    @rule(pick=st.integers(0, 50))
+    def unlink(self, pick):
+        recording_id, complaint = sorted(self.linked)[pick % len(self.linked)]
+        recording = self.session.get(Recording, recording_id)
+        evidence.unlink(OWNER, recording, evidence.complaint_in_practice(OWNER, complaint), "wrong call")
+        self.session.commit()
+        self.linked.discard((recording_id, complaint))
+        self._model_release(lambda h: h["recording"] == recording_id and h["complaint"] == complaint)
+
+    def _model_release(self, matches):
+        for hold in self.holds.values():
+            if hold["kind"] == HoldKind.COMPLAINT and hold["released"] is None and matches(hold):
+                hold["released"] = self.now
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50), kind=st.sampled_from(sorted(holds.PLACEABLE_KINDS)))
+    def place_hold(self, index, kind):
+        recording = self.recording(index)
+        (hold,) = holds.place_holds(OWNER, [recording], kind, "looking into it", external_reference="REF-1")
+        self.session.commit()
+        self.holds[hold.id] = {"recording": recording.id, "kind": kind, "complaint": None, "released": None}
+
+    def open_placed_holds(self):
+        return sorted(i for i, h in self.holds.items() if h["released"] is None and h["kind"] != HoldKind.COMPLAINT)
+
+    @precondition(lambda self: self.open_placed_holds())
+    @rule(pick=st.integers(0, 50), second_approver=st.booleans())
+    def release_hold(self, pick, second_approver):
+        hold_id = self.open_placed_holds()[pick % len(self.open_placed_holds())]
+        hold = self.session.get(Hold, hold_id)
+        two = hold.kind in HoldKind.TWO_APPROVER
+        if not (two and hold.release_requested_by_ref):
+            holds.approve_release(OWNER, hold)
+            self.session.commit()
+        if two:
+            assert hold.released_at is None, "one approval released a two-approver hold"
+            if second_approver:
+                assert holds.approve_release(MANAGER, hold)
+            else:
+                with pytest.raises(holds.HoldError, match="second, different person"):
+                    holds.approve_release(OWNER, hold)
+                self.session.rollback()
+                assert self.session.get(Hold, hold_id).released_at is None
+                return
+        self.session.commit()
+        self.holds[hold_id]["released"] = self.now
+
+    @rule(complaint=st.sampled_from(["cX", "cY"]))
+    def close_complaint(self, complaint):
+        self.session.get(hostapp.Complaint, complaint).status = "closed"
+        self.session.commit()
+        holds.sync_complaint_holds("pA")
+        self.closed.add(complaint)
+        self._model_release(lambda h: h["complaint"] == complaint)
+
+    @rule(hours=st.integers(1, 24 * 90))
+    def advance_clock(self, hours):
+        self.now += dt.timedelta(hours=hours)
+
+    @precondition(lambda self: self.ids)
+    @rule(index=st.integers(0, 50), days=st.integers(1, 60))
+    def extend(self, index, days):
+        recording = self.recording(index)
+        extend_retention(OWNER, recording, recording.retain_until + dt.timedelta(days=days), "audit visit")
+        self.session.commit()
+        self.retain[recording.id] = recording.retain_until
+
+    def expected_eligible(self, recording_id):
+        mine = [h for h in self.holds.values() if h["recording"] == recording_id]
+        if any(h["released"] is None for h in mine):
+            return False
+        return self.now >= max([self.retain[recording_id]] + [h["released"] + GRACE for h in mine])
+
+    @invariant()
+    def two_approver_holds_need_two_people(self):
+        for hold in self.session.scalars(sa.select(Hold).where(Hold.kind.in_(HoldKind.TWO_APPROVER))):
+            if hold.released_at is not None:
+                assert hold.release_requested_by_ref and hold.released_by_ref != hold.release_requested_by_ref
+
+    @invariant()
+    def eligibility_matches_the_policy(self):
+        self.session.expire_all()
+        by_recording = holds.holds_of(self.ids)
+        actual = set()
+        for recording_id in self.ids:
+            recording = self.session.get(Recording, recording_id)
+            assert recording.retain_until >= self.retain[recording_id] - dt.timedelta(microseconds=1)
+            answer = eligibility(recording, by_recording.get(recording_id, []), self.now, GRACE)
+            assert answer.eligible == self.expected_eligible(recording_id), (recording_id, answer)
+            if any(h.released_at is None for h in by_recording.get(recording_id, [])):
+                assert not answer.eligible
+            if answer.eligible:
+                actual.add(recording_id)
+        queried = set(self.session.scalars(eligible_for_purge(self.now, GRACE).with_only_columns(Recording.id)))
+        assert queried == actual
+
+
+def test_retention_state_machine(app, db_session, monkeypatch):
+    monkeypatch.setattr(clock, "now", clock.now)  # the machine replaces it; monkeypatch restores it
+    with app.test_request_context():
+        run_state_machine_as_test(Retention, settings=settings(
+            max_examples=300, stateful_step_count=12, deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))

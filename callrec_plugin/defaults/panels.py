@@ -72,7 +72,10 @@ def callrec_slot_head():
 @hookimpl(trylast=True)
 def callrec_menu_links(user):
     actor = _actor(user)
-    links = []
-    if decide(actor, Action.VIEW_AUDIT):
-        links.append({"href": url_for("callrec.audit_log"), "label": "Call audit"})
-    return links
+    pages = [
+        (Action.HOLD, "callrec.holds_page", "Holds"),
+        (Action.VIEW_RETENTION, "callrec.retention_page", "Retention"),
+        (Action.VIEW_ASSESSMENTS, "callrec.assessments_page", "Call assessments"),
+        (Action.VIEW_AUDIT, "callrec.audit_log", "Call audit"),
+    ]
+    return [{"href": url_for(endpoint), "label": label} for action, endpoint, label in pages if decide(actor, action)]

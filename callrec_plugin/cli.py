@@ -115,6 +115,18 @@ def audit_group():
         checkpoints.write_checkpoint(path, checkpoints.make_checkpoint(key, result.head_seq, result.head_hash))
         click.echo(f"checkpoint written to {path}: seq {result.head_seq}, hash {result.head_hash}")
 
+    @group.command("restrict")
+    @click.argument("role")
+    def restrict(role):
+        """PostgreSQL: let ROLE (the application's login) only SELECT and INSERT audit events."""
+        from callrec_plugin.audit_privileges import PrivilegeError, restrict_audit_to_append_only
+
+        try:
+            restrict_audit_to_append_only(_engine(), role)
+        except PrivilegeError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{role} may now only read and append callrec_audit_events")
+
     @group.command("init-key")
     @click.argument("path", type=click.Path(dir_okay=False))
     def init_key(path):

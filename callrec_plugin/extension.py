@@ -19,6 +19,7 @@ class CallRecState:
     pm: object
     db: object
     failed_plugins: list = field(default_factory=list)
+    cache: dict = field(default_factory=dict)  # derived from config (the key ring), rebuilt when it changes
 
     @property
     def session(self):

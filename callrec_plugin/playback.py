@@ -1,12 +1,13 @@
 """Access grants and the audio stream: decrypted segment by segment, never a file on disk."""
 import datetime as dt
+import os
 
 import sqlalchemy as sa
 from flask import current_app, request
 from werkzeug.wrappers import Response
 
 from callrec_plugin.extension import db_session, get_state
-from callrec_plugin.models import AccessGrant, utcnow
+from callrec_plugin.models import AccessGrant, Recording, utcnow
 
 
 def issue_grant(actor, recording, action, purpose, complaint_ref, justification, audit_seq):
@@ -26,20 +27,47 @@ def issue_grant(actor, recording, action, purpose, complaint_ref, justification,
     return grant
 
 
+def _grant_conditions(actor, recording_id, action):
+    return (
+        AccessGrant.recording_id == recording_id,
+        AccessGrant.practice_ref == actor.practice_ref,
+        AccessGrant.user_ref == actor.ref,
+        AccessGrant.action == action,
+        AccessGrant.expires_at > utcnow(),
+    )
+
+
 def valid_grant(actor, recording, action):
     """The newest unexpired grant of this user for this recording and action, or None."""
     return db_session().scalar(
-        sa.select(AccessGrant)
-        .where(
-            AccessGrant.recording_id == recording.id,
-            AccessGrant.practice_ref == actor.practice_ref,
-            AccessGrant.user_ref == actor.ref,
-            AccessGrant.action == action,
-            AccessGrant.expires_at > utcnow(),
-        )
-        .order_by(AccessGrant.expires_at.desc())
-        .limit(1)
+        sa.select(AccessGrant).where(*_grant_conditions(actor, recording.id, action))
+        .order_by(AccessGrant.expires_at.desc()).limit(1)
     )
+
+
+# Built once: the audio endpoint answers every Range request a player makes, and composing a
+# statement costs more than running it. Scoped to the practice like every recordings query.
+_RECORDING_WITH_GRANT = sa.select(
+    Recording,
+    sa.exists().where(
+        AccessGrant.recording_id == Recording.id,
+        AccessGrant.practice_ref == Recording.practice_ref,
+        AccessGrant.user_ref == sa.bindparam("user_ref"),
+        AccessGrant.action == sa.bindparam("action"),
+        AccessGrant.expires_at > sa.bindparam("now"),
+    ),
+).where(Recording.id == sa.bindparam("recording_id"), Recording.practice_ref == sa.bindparam("practice_ref"))
+
+
+def recording_with_grant(actor, recording_id, action):
+    """(the recording in the actor's practice or None, whether a valid grant exists), in one query."""
+    if actor.practice_ref is None:
+        return None, False
+    row = db_session().execute(_RECORDING_WITH_GRANT, {
+        "recording_id": recording_id, "practice_ref": actor.practice_ref, "user_ref": actor.ref,
+        "action": action, "now": utcnow(),
+    }).first()
+    return (None, False) if row is None else (row[0], bool(row[1]))
 
 
 def storage_backend(app=None):
@@ -48,10 +76,20 @@ def storage_backend(app=None):
 
 
 def keyring(app=None):
+    """The key ring from config, read again only when the key file or the environment changes."""
     from callrec_plugin.keyring import KeyRing
 
     app = app or current_app._get_current_object()
-    return KeyRing.from_config(app.config)
+    path, env_name = app.config["CALLREC_KEY_FILE"], app.config["CALLREC_KEYS_ENV"]
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        stat = None
+    version = (path, stat and (stat.st_mtime_ns, stat.st_size, stat.st_ino), env_name, os.environ.get(env_name or ""))
+    cache = get_state(app).cache
+    if cache.get("keyring_version") != version:
+        cache["keyring"], cache["keyring_version"] = KeyRing.from_config(app.config), version
+    return cache["keyring"]
 
 
 def open_plaintext(recording, app=None):

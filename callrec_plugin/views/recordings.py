@@ -8,7 +8,7 @@ from callrec_plugin.forms import AssessmentForm, ErasureForm, ExtendRetentionFor
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import ComplaintLink, Hold, utcnow
 from callrec_plugin.panels import call_rows
-from callrec_plugin.playback import audio_response, issue_grant, valid_grant
+from callrec_plugin.playback import audio_response, issue_grant, recording_with_grant, valid_grant
 from callrec_plugin.policy import ACTION_ROLES, authorize
 from callrec_plugin.roles import PURPOSES, Action
 from callrec_plugin.scoping import recording_or_404
@@ -108,8 +108,10 @@ def create_grant(recording_id):
 
 def _stream(recording_id, action):
     actor = current_actor()
-    recording = recording_or_404(actor, recording_id, action)
-    if valid_grant(actor, recording, action) is None or recording.status != "active":
+    recording, granted = recording_with_grant(actor, recording_id, action)
+    if recording is None:
+        recording_or_404(actor, recording_id, action)  # the audited 404, same as every other lookup
+    if not granted or recording.status != "active":
         audit.record(action, "denied", actor=actor, recording=recording,
                      reason="no valid access grant: choose a purpose on the recording page first")
         db_session().commit()

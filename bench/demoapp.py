@@ -6,6 +6,24 @@ import tempfile
 
 
 
+def bench_database_url(default_sqlite_path):
+    """CALLREC_BENCH_DATABASE_URL, or SQLite in the scratch directory."""
+    return os.environ.get("CALLREC_BENCH_DATABASE_URL") or f"sqlite:///{default_sqlite_path}"
+
+
+def engine_options(database_url):
+    """PostgreSQL benchmarks work in their own schema, so they never touch the tests' tables."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS callrec_bench")
+    engine.dispose()
+    return {"connect_args": {"options": "-csearch_path=callrec_bench"}}
+
+
 def make_demo_app(state_dir=None, database_url=None):
     from callrec_plugin import migrate
     from examples.practice_host import create_app
@@ -13,8 +31,10 @@ def make_demo_app(state_dir=None, database_url=None):
     from examples.practice_host.seed import seed_host_data
 
     state = state_dir or tempfile.mkdtemp(prefix="callrec-bench-")
+    database_url = database_url or f"sqlite:///{os.path.join(state, 'bench.db')}"
     app = create_app({
-        "SQLALCHEMY_DATABASE_URI": database_url or f"sqlite:///{os.path.join(state, 'bench.db')}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
         "SECRET_KEY": "bench",
         "CALLREC_STORAGE_DIR": os.path.join(state, "storage"),
         "CALLREC_KEY_FILE": os.path.join(state, "keys.txt"),

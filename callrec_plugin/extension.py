@@ -70,6 +70,7 @@ def _check_host(app):
 
 
 def _register_web(app):
+    from callrec_plugin.formatting import FILTERS
     from callrec_plugin.security import install_security
     from callrec_plugin.slots import callrec_menu_links, callrec_slot
     from callrec_plugin.views import blueprint
@@ -77,6 +78,7 @@ def _register_web(app):
     app.register_blueprint(blueprint, url_prefix=app.config["CALLREC_URL_PREFIX"])
     app.jinja_env.globals["callrec_slot"] = callrec_slot
     app.jinja_env.globals["callrec_menu_links"] = callrec_menu_links
+    app.jinja_env.filters.update(FILTERS)
     install_security(app)
 
 

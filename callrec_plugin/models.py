@@ -60,7 +60,8 @@ class Recording(Base):
     __tablename__ = "callrec_recordings"
     __table_args__ = (
         sa.UniqueConstraint("practice_ref", "source", "source_ref", name="uq_callrec_recordings_source"),
-        sa.Index("ix_callrec_recordings_patient", "practice_ref", "patient_ref", "started_at"),
+        # The patient panel reads a page in this order without sorting.
+        sa.Index("ix_callrec_recordings_patient", "practice_ref", "patient_ref", "started_at", "id"),
         sa.Index("ix_callrec_recordings_retention", "status", "retain_until"),
     )
 

@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from flask import current_app, request
 
 from callrec_plugin.extension import db_session, get_state
-from callrec_plugin.models import ComplaintLink, Hold, PatientObjection, Recording, utcnow
-from callrec_plugin.retention import eligibility, grace_period
+from callrec_plugin.formatting import days_left_text, direction_label, duration_text, when_text
+from callrec_plugin.models import ComplaintLink, Hold, PatientObjection, Recording, RecordingStatus, utcnow
+from callrec_plugin.retention import days_until, eligibility, grace_period, purge_after_summary
 from callrec_plugin.scoping import recordings_in
 
 
@@ -60,16 +61,93 @@ def call_rows(recordings):
     return rows
 
 
+@dataclass(frozen=True)
+class PanelRow:
+    """One line of the patient panel, its texts already worked out (the panel is on a hot path)."""
+
+    id: str
+    started_at: dt.datetime
+    iso: str
+    when: str
+    direction: str
+    duration: str
+    handler: str
+    complaint_refs: tuple
+    hold_kinds: tuple
+    retention: str  # "" when hold_kinds or purged say it
+    purged: bool
+    short_call: bool
+    recorded_despite_objection: bool
+
+
+def _aggregate(column, *conditions):
+    return sa.select(sa.func.aggregate_strings(column, ",")).where(*conditions).scalar_subquery()
+
+
+# The patient panel renders inside every patient page, so it is one prebuilt query: a page of the
+# patient's calls read in index order (practice, patient, started_at, id), the total as an
+# uncorrelated subquery (counted once), and for the rows shown only, their active hold kinds, latest
+# hold release and linked complaints. Scoped to the practice like scoping.recordings_in.
+_IN_PATIENT = (Recording.practice_ref == sa.bindparam("practice_ref"),
+               Recording.patient_ref == sa.bindparam("patient_ref"))
+_PATIENT_TOTAL = sa.select(sa.func.count()).select_from(Recording).where(*_IN_PATIENT)
+_PATIENT_PAGE = (
+    sa.select(
+        Recording.id, Recording.started_at, Recording.direction, Recording.duration_seconds, Recording.staff_name,
+        Recording.staff_extension, Recording.status, Recording.retain_until, Recording.short_call,
+        Recording.recorded_despite_objection,
+        _aggregate(Hold.kind, Hold.recording_id == Recording.id, Hold.released_at.is_(None)),
+        sa.select(sa.func.max(Hold.released_at)).where(Hold.recording_id == Recording.id).scalar_subquery(),
+        _aggregate(ComplaintLink.complaint_ref, ComplaintLink.recording_id == Recording.id,
+                   ComplaintLink.unlinked_at.is_(None)),
+        _PATIENT_TOTAL.scalar_subquery(),
+    )
+    .where(*_IN_PATIENT)
+    .order_by(Recording.started_at.desc(), Recording.id.desc())
+    .limit(sa.bindparam("limit"))
+    .offset(sa.bindparam("offset"))
+)
+
+
+def _panel_rows(actor, patient_ref, size, page_number):
+    return db_session().execute(_PATIENT_PAGE, {
+        "practice_ref": actor.practice_ref, "patient_ref": patient_ref, "limit": size,
+        "offset": (page_number - 1) * size,
+    }).all()
+
+
+def _panel_row(row, now, grace):
+    (recording_id, started_at, direction, duration, staff_name, extension, status, retain_until, short,
+     after_objection, hold_kinds, last_release, complaints, _total) = row
+    purged = status == RecordingStatus.PURGED
+    held = bool(hold_kinds)
+    after = None if purged else purge_after_summary(retain_until, held, _released(last_release, held), grace)
+    return PanelRow(recording_id, started_at, started_at.isoformat(), when_text(started_at),
+                    direction_label(direction), duration_text(duration), staff_name or extension or "—",
+                    tuple(sorted(set((complaints or "").split(",")) - {""})),
+                    tuple(sorted(kind.replace("_", " ") for kind in set((hold_kinds or "").split(",")) - {""})),
+                    days_left_text(days_until(after, now)), purged, short, after_objection)
+
+
+def _released(last_release, held):
+    # max(released_at) also sees NULLs as absent; with an active hold the value does not matter.
+    return None if held else last_release
+
+
 def patient_calls(actor, patient_ref, page_number):
+    """One page of the patient's calls, newest first, with the total (a page past the end shows the last)."""
+    if actor.practice_ref is None:
+        return Page([], 1, 0, current_app.config["CALLREC_PANEL_PAGE_SIZE"])
     size = current_app.config["CALLREC_PANEL_PAGE_SIZE"]
-    query = recordings_in(actor.practice_ref).where(Recording.patient_ref == patient_ref)
-    count = db_session().scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    pages = max(1, math.ceil(count / size))
-    page_number = min(page_number, pages)
-    recordings = db_session().scalars(
-        query.order_by(Recording.started_at.desc(), Recording.id).limit(size).offset((page_number - 1) * size)
-    ).all()
-    return Page(call_rows(recordings), page_number, count, size)
+    rows = _panel_rows(actor, patient_ref, size, page_number)
+    if not rows and page_number > 1:  # past the end: show the last page
+        total = db_session().execute(_PATIENT_TOTAL, {"practice_ref": actor.practice_ref,
+                                                      "patient_ref": patient_ref}).scalar()
+        page_number = max(1, math.ceil(total / size))
+        rows = _panel_rows(actor, patient_ref, size, page_number)
+    count = rows[0][-1] if rows else 0
+    now, grace = utcnow(), grace_period()
+    return Page([_panel_row(row, now, grace) for row in rows], page_number, count, size)
 
 
 def complaint_calls(actor, complaint_ref):
@@ -82,16 +160,19 @@ def complaint_calls(actor, complaint_ref):
     return call_rows(recordings)
 
 
-def active_objections(actor, patient_ref):
-    return db_session().scalars(
-        sa.select(PatientObjection)
-        .where(
-            PatientObjection.practice_ref == actor.practice_ref,
-            PatientObjection.patient_ref == patient_ref,
-            PatientObjection.withdrawn_at.is_(None),
-        )
-        .order_by(PatientObjection.recorded_at.desc())
-    ).all()
+_LATEST_OBJECTION = (
+    sa.select(PatientObjection.recorded_at, PatientObjection.recorded_by_name, PatientObjection.note)
+    .where(PatientObjection.practice_ref == sa.bindparam("practice_ref"),
+           PatientObjection.patient_ref == sa.bindparam("patient_ref"), PatientObjection.withdrawn_at.is_(None))
+    .order_by(PatientObjection.recorded_at.desc())
+    .limit(1)
+)
+
+
+def latest_objection(actor, patient_ref):
+    """(recorded_at, recorded_by_name, note) of the patient's standing objection to recording, or None."""
+    return db_session().execute(_LATEST_OBJECTION, {"practice_ref": actor.practice_ref,
+                                                    "patient_ref": patient_ref}).first()
 
 
 def complaint_titles(refs):

@@ -19,9 +19,7 @@ class Eligibility:
     purge_after: dt.datetime | None  # None while a hold is active or once purged
 
     def days_left(self, now):
-        if self.purge_after is None:
-            return None
-        return max(0, (self.purge_after - now).days + (1 if (self.purge_after - now).seconds else 0))
+        return days_until(self.purge_after, now)
 
 
 def retain_until_for(started_at, retention_days=None):
@@ -35,10 +33,24 @@ def grace_period():
 
 def purge_after(retain_until, holds, grace):
     """The earliest moment a recording may go, or None while any hold is active."""
-    if any(hold.released_at is None for hold in holds):
+    held = any(hold.released_at is None for hold in holds)
+    last_release = max((hold.released_at for hold in holds if hold.released_at is not None), default=None)
+    return purge_after_summary(retain_until, held, last_release, grace)
+
+
+def purge_after_summary(retain_until, held, last_release, grace):
+    """purge_after from a summary of the holds (any active; the latest release), as panels query it."""
+    if held:
         return None
-    released = [hold.released_at + grace for hold in holds]
-    return max([retain_until, *released])
+    return retain_until if last_release is None else max(retain_until, last_release + grace)
+
+
+def days_until(moment, now):
+    """Whole days, rounded up, until moment (0 once it has passed); None for None."""
+    if moment is None:
+        return None
+    left = moment - now
+    return max(0, left.days + (1 if left.seconds or left.microseconds else 0))
 
 
 def eligibility(recording, holds, now, grace=None):

@@ -1,7 +1,6 @@
 """Built-in slot content: the patient panel, the complaint panel, the stylesheet and menu links."""
-from flask import render_template, url_for
+from flask import current_app, url_for
 from markupsafe import Markup
-from wtforms.fields.choices import SelectChoice
 
 from callrec_plugin.forms import ObjectionForm
 from callrec_plugin.hooks import hookimpl
@@ -9,15 +8,21 @@ from callrec_plugin.identity import actor_for, current_actor
 from callrec_plugin.evidence import complaint_in_practice, handles
 from callrec_plugin.forms import DetachForm
 from callrec_plugin.panels import (
-    active_objections,
     complaint_calls,
     complaint_titles,
     evidence_finder,
+    latest_objection,
     patient_calls,
     requested_page,
 )
 from callrec_plugin.policy import decide
 from callrec_plugin.roles import Action
+
+
+def render_fragment(template_name, **context):
+    """Render a panel without the host's context processors: a panel needs none of them, and a
+    host's processor may query its database on every render (the panel is in every patient page)."""
+    return Markup(current_app.jinja_env.get_template(template_name).render(**context))
 
 
 def _actor(user):
@@ -33,19 +38,19 @@ def callrec_slot_patient_panel(patient_ref, user):
     page = patient_calls(actor, str(patient_ref), requested_page())
     objection_form = None
     if decide(actor, Action.RECORD_OBJECTION):
+        # The call <select> is written by the template from the rows: WTForms' widget costs more
+        # than the rest of the panel, and the view checks the call belongs to the patient anyway.
         objection_form = ObjectionForm(prefix="callrec-objection")
-        objection_form.recording_id.choices = [SelectChoice("", "No particular call")] + [
-            SelectChoice(row.recording.id, row.recording.started_at.strftime("%d %b %Y %H:%M")) for row in page.rows
-        ]
-    refs = {link.complaint_ref for row in page.rows for link in row.links}
-    return Markup(render_template(
+    refs = {ref for row in page.rows for ref in row.complaint_refs}
+    return render_fragment(
         "callrec/patient_panel.html",
         patient_ref=str(patient_ref),
         page=page,
-        objections=active_objections(actor, str(patient_ref)),
+        recording_url=url_for("callrec.recording_page", recording_id="x")[:-1],
+        objection=latest_objection(actor, str(patient_ref)),
         objection_form=objection_form,
         complaints=complaint_titles(refs),
-    ))
+    )
 
 
 @hookimpl(trylast=True)
@@ -61,7 +66,7 @@ def callrec_slot_complaint_panel(complaint_ref, patient_ref, user):
     if decide(actor, Action.ATTACH) and handles(actor, complaint):
         context["finder"] = evidence_finder(actor, complaint, patient_ref, {row.recording.id for row in rows})
         context["detach_form"] = DetachForm(prefix="callrec-detach")
-    return Markup(render_template("callrec/complaint_panel.html", **context))
+    return render_fragment("callrec/complaint_panel.html", **context)
 
 
 @hookimpl(trylast=True)

@@ -95,7 +95,7 @@ def upgrade():
     )
     with op.batch_alter_table('callrec_recordings', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_callrec_recordings_external_number'), ['external_number'], unique=False)
-        batch_op.create_index('ix_callrec_recordings_patient', ['practice_ref', 'patient_ref', 'started_at'], unique=False)
+        batch_op.create_index('ix_callrec_recordings_patient', ['practice_ref', 'patient_ref', 'started_at', 'id'], unique=False)
         batch_op.create_index('ix_callrec_recordings_retention', ['status', 'retain_until'], unique=False)
 
     op.create_table('callrec_access_grants',

@@ -1,0 +1,72 @@
+"""The patient page with callrec's panel against the same host page without it, for a patient with
+500 calls in a table of 10⁶ (bulk-inserted with one INSERT … SELECT)."""
+import os
+
+import sqlalchemy as sa
+from markupsafe import Markup
+
+from bench.demoapp import bench_database_url, make_demo_app, signed_in_client
+from bench.timing import Row, side_by_side
+
+COLUMNS = ("id, practice_ref, patient_ref, direction, started_at, duration_seconds, external_number, staff_name, "
+           "status, short_call, recorded_despite_objection, approved_for_training, retain_until, plaintext_size, "
+           "stored_size, source, source_ref, created_at, audio_format, mime_type")
+
+
+def _bulk_insert(connection, count, patient_ref, prefix):
+    """`count` recordings (patient_ref NULL means spread over 20,000 other patients) in one statement."""
+    if connection.dialect.name == "postgresql":
+        series = f"generate_series(1, {count}) AS s(i)"
+        row_id = f"'{prefix}' || lpad(i::text, 12, '0')"
+        started = "now() at time zone 'utc' - (i % 200) * interval '1 day' - (i % 86400) * interval '1 second'"
+        retain = f"{started} + interval '183 days'"
+        source = "FROM " + series
+        i = "i"
+    else:
+        source = f"FROM (WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s)"
+        row_id = f"'{prefix}' || printf('%012d', i)"
+        started = "datetime('now', '-' || (i % 200) || ' days', '-' || (i % 86400) || ' seconds')"
+        retain = f"datetime('now', '-' || (i % 200) || ' days', '-' || (i % 86400) || ' seconds', '+183 days')"
+        i = "i"
+    patient = f"'{patient_ref}'" if patient_ref else f"'bulk-' || ({i} % 20000)"
+    connection.execute(sa.text(
+        f"INSERT INTO callrec_recordings ({COLUMNS}) SELECT {row_id}, 'p1', {patient}, 'inbound', {started}, "
+        f"95.0, '+447700900999', 'Reception', 'active', false, false, false, {retain}, 1000, 1100, 'bulk', "
+        f"'{prefix}' || {i}, {started}, 'wav', 'audio/wav' {source}"))
+
+
+def run(rows=10**6, patient_calls=500, repeat=30):
+    import tempfile
+
+    state = tempfile.mkdtemp(prefix="callrec-panel-bench-")
+    app, _ = make_demo_app(state, bench_database_url(os.path.join(state, "bench.db")))
+    from examples.practice_host.models import Patient, db
+
+    with app.app_context():
+        patient_ref = db.session.scalar(sa.select(Patient.id).where(Patient.practice_id == "p1").limit(1))
+        with db.engine.begin() as connection:
+            _bulk_insert(connection, rows - patient_calls, None, "b")
+            _bulk_insert(connection, patient_calls, patient_ref, "t")
+            connection.exec_driver_sql("ANALYZE")
+        total = db.session.scalar(sa.text("SELECT count(*) FROM callrec_recordings"))
+        dialect = db.engine.dialect.name
+    client = signed_in_client(app, "reception")
+    url = f"/patients/{patient_ref}"
+    real_slot = app.jinja_env.globals["callrec_slot"]
+
+    def with_panel():
+        app.jinja_env.globals["callrec_slot"] = real_slot
+        response = client.get(url)
+        assert response.status_code == 200 and b"callrec-panel" in response.data
+
+    def without_panel():
+        app.jinja_env.globals["callrec_slot"] = lambda name, **refs: Markup("")
+        response = client.get(url)
+        assert response.status_code == 200 and b"callrec-panel" not in response.data
+
+    with_panel(), without_panel()
+    ours, host = side_by_side(with_panel, without_panel, repeat=repeat)
+    app.jinja_env.globals["callrec_slot"] = real_slot
+    ratio = ours / host
+    return [Row(f"patient page with panel ({patient_calls} calls, {total:,} rows, {dialect})",
+                f"{ours * 1000:.2f} ms", f"without panel {host * 1000:.2f} ms", ratio, "≤ 1.2", ratio <= 1.2)]

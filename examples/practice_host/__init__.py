@@ -11,6 +11,7 @@ State lives under ``.demo/`` at the repository root (database, secret key, key f
 """
 import logging
 import os
+import sys
 import secrets
 from pathlib import Path
 
@@ -69,16 +70,15 @@ def _secret_key(path):
 
 
 def _ensure_key_file(path):
-    """Generate callrec's key-encryption key file if missing (keyring may not be importable yet)."""
+    """Generate callrec's key-encryption key file if missing, and say where (stderr: not in command output)."""
     if not path or os.path.exists(path):
         return
-    try:
-        from callrec_plugin.keyring import generate_key_file
-    except ImportError:
-        log.warning("callrec_plugin.keyring is not importable: %s not generated", path)
-        return
+    from callrec_plugin.keyring import generate_key_file
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    generate_key_file(path)
+    key_id = generate_key_file(path)
+    print(f"callrec demo: generated key-encryption key {key_id} in {path} "
+          "(a demo key: keep real keys outside the application's directory)", file=sys.stderr)
 
 
 def _ensure_signing_key(path):

@@ -121,7 +121,7 @@ class LocalEncryptedStorage:
             except FileNotFoundError:
                 pass
             raise
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
     def open_read(self, key: str):
         """The blob as a binary, seekable file (FileNotFoundError if missing)."""
@@ -140,7 +140,7 @@ class LocalEncryptedStorage:
             os.unlink(path)
         except FileNotFoundError:
             return
-        _fsync_dir(os.path.dirname(path))
+        fsync_dir(os.path.dirname(path))
 
     def iter_keys(self):
         """Every stored key (for orphan sweeps). Temporary files and foreign names are skipped."""
@@ -195,7 +195,8 @@ def _scandir_names(directory: str):
     return names
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
+    """Make a rename or a new file in ``directory`` durable (best effort where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds

@@ -3,7 +3,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from callrec_plugin import audit, checkpoints, migrate
+from callrec_plugin import audit, checkpoints, cli_jobs, migrate
 from callrec_plugin.extension import get_state
 from callrec_plugin.manager import describe_plugins
 
@@ -20,6 +20,7 @@ def make_cli():
     group.add_command(audit_group())
     group.add_command(keys_group())
     group.add_command(import_command)
+    cli_jobs.register(group)
     return group
 
 

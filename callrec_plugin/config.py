@@ -44,6 +44,10 @@ DEFAULTS = {
     # Seconds a job may run before RQ stops it, and how many times a failed job is retried.
     "CALLREC_JOB_TIMEOUT": 3600,
     "CALLREC_JOB_RETRIES": 3,
+    # First retry delay of a failed job in seconds; each retry waits four times longer, at most an hour.
+    "CALLREC_JOB_RETRY_BASE_SECONDS": 60,
+    # Seconds a running job may go without a heartbeat before the scheduler re-queues it.
+    "CALLREC_JOB_STALE_SECONDS": 900,
     # Hours an export's download link stays valid.
     "CALLREC_EXPORT_LINK_HOURS": 72,
     # Time zone of the phone system's clock (FreePBX file names and CDR times are local).

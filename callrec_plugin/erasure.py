@@ -2,6 +2,7 @@
 lawful erasure path, which needs a request and the approval of a second, different person."""
 from callrec_plugin import audit, clock
 from callrec_plugin.extension import db_session
+from callrec_plugin.forms import has_control_characters
 from callrec_plugin.models import ErasureRequest, RecordingStatus
 
 
@@ -10,8 +11,8 @@ class RetentionError(ValueError):
 
 
 def extend_retention(actor, recording, new_retain_until, reason):
-    if not (reason or "").strip():
-        raise RetentionError("give the reason for keeping the call longer")
+    if not (reason or "").strip() or has_control_characters(reason):
+        raise RetentionError("give the reason for keeping the call longer, in plain text")
     if new_retain_until <= recording.retain_until:
         raise RetentionError("retention can only be extended here; shortening needs the lawful erasure path")
     before = recording.retain_until
@@ -23,8 +24,8 @@ def extend_retention(actor, recording, new_retain_until, reason):
 def request_erasure(actor, recording, reason):
     if recording.status != RecordingStatus.ACTIVE:
         raise RetentionError("the call has already been purged")
-    if not (reason or "").strip():
-        raise RetentionError("give the lawful reason for erasure (e.g. a successful erasure request)")
+    if not (reason or "").strip() or has_control_characters(reason):
+        raise RetentionError("give the lawful reason for erasure (e.g. a successful erasure request), in plain text")
     request = ErasureRequest(recording_id=recording.id, practice_ref=recording.practice_ref,
                              reason=reason.strip(), requested_by_ref=actor.ref, requested_at=clock.now())
     db_session().add(request)

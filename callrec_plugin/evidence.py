@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from callrec_plugin import audit, clock
 from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.forms import has_control_characters
 from callrec_plugin.holds import _release, active_complaint_holds, place_holds
 from callrec_plugin.models import ComplaintLink, HoldKind, Recording, RecordingStatus
 from callrec_plugin.scoping import recordings_in
@@ -38,6 +39,8 @@ def link(actor, recording, complaint, note):
     """Attach the call to the complaint (and hold it while the complaint is open). Caller commits."""
     if recording.status != RecordingStatus.ACTIVE:
         raise EvidenceError("the call has been purged and cannot be attached")
+    if has_control_characters(note):
+        raise EvidenceError("the note contains characters that are not allowed")
     if active_link(recording.id, complaint["ref"]) is not None:
         raise EvidenceError("the call is already attached to this complaint")
     entry = ComplaintLink(recording_id=recording.id, practice_ref=recording.practice_ref,
@@ -54,8 +57,8 @@ def link(actor, recording, complaint, note):
 
 def unlink(actor, recording, complaint, reason):
     """Detach the call; its complaint hold for this complaint is released. Caller commits."""
-    if not (reason or "").strip():
-        raise EvidenceError("give the reason for detaching the call")
+    if not (reason or "").strip() or has_control_characters(reason):
+        raise EvidenceError("give the reason for detaching the call, in plain text")
     entry = active_link(recording.id, complaint["ref"])
     if entry is None:
         raise EvidenceError("the call is not attached to this complaint")

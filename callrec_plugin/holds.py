@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from callrec_plugin import audit, clock
 from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.forms import has_control_characters
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.models import Hold, HoldKind, Recording, RecordingStatus, new_id
 
@@ -26,12 +27,10 @@ def place_holds(actor, recordings, kind, reason, external_reference=None, compla
     """One hold per recording (purged ones are skipped), sharing a group id; audited per recording."""
     if kind not in PLACEABLE_KINDS and kind != HoldKind.COMPLAINT:
         raise HoldError(f"unknown hold kind {kind!r}")
-    if not (reason or "").strip():
-        raise HoldError("give the reason for the hold")
+    if not (reason or "").strip() or has_control_characters(reason + (external_reference or "")):
+        raise HoldError("give the reason for the hold, in plain text")
     group, placed = new_id(), []
-    for recording in recordings:
-        if recording.status != RecordingStatus.ACTIVE:
-            continue
+    for recording in _lock_active(recordings):
         hold = Hold(recording_id=recording.id, practice_ref=recording.practice_ref, group_id=group, kind=kind,
                     complaint_ref=complaint_ref, reason=reason.strip(), external_reference=external_reference or None,
                     placed_by_ref=actor.ref, placed_at=clock.now())
@@ -41,6 +40,18 @@ def place_holds(actor, recordings, kind, reason, external_reference=None, compla
                      object_id=str(hold.id), reason=f"{kind}: {reason.strip()}")
         placed.append(hold)
     return placed
+
+
+def _lock_active(recordings):
+    """The recordings still active, locked until commit: a purge running now cannot delete a call
+    while a hold is placed on it (on PostgreSQL the purge skips locked rows; SQLite serialises)."""
+    ids = [recording.id for recording in recordings]
+    if not ids:
+        return []
+    return db_session().scalars(
+        sa.select(Recording).where(Recording.id.in_(ids), Recording.status == RecordingStatus.ACTIVE)
+        .order_by(Recording.started_at).with_for_update()
+    ).all()
 
 
 def approve_release(actor, hold):

@@ -42,6 +42,7 @@ ACTION_ROLES = {
     # Everyone may open the assessments page; it shows staff only the assessments of their own calls.
     Action.VIEW_ASSESSMENTS: ALL_ROLES,
     Action.CHANGE_RETENTION: (OWNER, MANAGER),
+    Action.MANAGE_JOBS: (OWNER, MANAGER),
 }
 
 # The policy's monitoring matrix: role -> purpose -> precondition rule. Missing means no.

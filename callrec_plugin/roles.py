@@ -44,6 +44,7 @@ class Action:
     VIEW_RETENTION = "view_retention"
     VIEW_ASSESSMENTS = "view_assessments"
     CHANGE_RETENTION = "change_retention"
+    MANAGE_JOBS = "manage_jobs"
 
 
 # Actions that retrieve audio: they need a purpose whose precondition is met.

@@ -133,14 +133,24 @@ class LocalEncryptedStorage:
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
 
-    def delete(self, key: str) -> None:
-        """Remove the blob; no error if it is already gone."""
+    def delete(self, key: str, durable: bool = True) -> None:
+        """Remove the blob; no error if it is already gone. ``durable=False`` skips the directory
+        fsync: for a purged recording, whose key is already destroyed, a file that reappears after
+        a crash is unreadable noise the orphan sweep removes."""
         path = self._path(key)
         try:
             os.unlink(path)
         except FileNotFoundError:
             return
-        fsync_dir(os.path.dirname(path))
+        if durable:
+            fsync_dir(os.path.dirname(path))
+
+    def modified_at(self, key: str) -> float | None:
+        """The blob's modification time (Unix seconds), or None if it is gone."""
+        try:
+            return os.stat(self._path(key)).st_mtime
+        except FileNotFoundError:
+            return None
 
     def iter_keys(self):
         """Every stored key (for orphan sweeps). Temporary files and foreign names are skipped."""

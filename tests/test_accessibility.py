@@ -51,7 +51,8 @@ def pages(app, db_session):
     ])
     db_session.commit()
     return [f"/callrec/recordings/{call.id}", "/callrec/holds", "/callrec/retention", "/callrec/assessments",
-            "/callrec/audit", "/patients/pat1", "/complaints/cX"]
+            "/callrec/audit", "/callrec/jobs", "/callrec/exports", "/callrec/disclosures", "/patients/pat1",
+            "/complaints/cX"]
 
 
 def test_pages_are_labelled_and_structured(app, login, pages):

@@ -286,3 +286,18 @@ def test_training_approval_lets_the_trainer_listen(app, db_session, login):
     assert post(app, trainer, f"/callrec/recordings/{call}/grants",
                 {"purpose": "training", "action": "play"}).status_code == 302
     assert trainer.get(f"/callrec/recordings/{call}/audio").status_code == 200
+
+
+@pytest.mark.parametrize("url,field", [
+    ("/callrec/complaints/cX/links", "callrec-attach-note"),
+    ("/callrec/holds", "callrec-hold-reason"),
+])
+def test_control_characters_are_a_form_error_not_a_500(app, db_session, login, url, field):
+    call = add_recording(db_session)
+    data = {"callrec-attach-recording_id": call.id, "callrec-hold-scope": "recording",
+            "callrec-hold-recording_id": call.id, "callrec-hold-kind": "investigation",
+            "callrec-hold-reason": "ok", field: "bad\x00text"}
+    response = post(app, login("owner"), url, data)
+    assert response.status_code == 400 and "not allowed" in response.get_data(as_text=True)
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(ComplaintLink)) == 0
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Hold)) == 0

@@ -108,6 +108,7 @@ def test_replayed_nonce_is_refused(app, db_session):
     (wav_bytes(3.0), dict(METADATA, direction="sideways"), 422, "direction"),
     (wav_bytes(3.0), dict(METADATA, **{"from": "1" * 60}), 422, "from_number"),
     (wav_bytes(3.0), dict(METADATA, **{"from": "Zoë ☎ 07700"}), 422, "from_number"),
+    (wav_bytes(3.0), dict(METADATA, staff_name="Rita\u0000Reception"), 422, "plain text"),
     (wav_bytes(3.0), dict(METADATA, call_id="../../etc/passwd"), 201, ""),
 ])
 def test_bad_input_gets_a_clear_error_and_keeps_nothing(app, db_session, audio, metadata, status, words):

@@ -57,7 +57,8 @@ class Retention(RuleBasedStateMachine):
         return self.session.get(Recording, self.ids[index % len(self.ids)])
 
     @precondition(lambda self: self.ids)
-    @rule(index=st.integers(0, 50), complaint=st.sampled_from(["cX", "cY"]), note=st.text(max_size=10))
+    @rule(index=st.integers(0, 50), complaint=st.sampled_from(["cX", "cY"]),
+          note=st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=10))
     def link(self, index, complaint, note):
         recording = self.recording(index)
         summary = evidence.complaint_in_practice(OWNER, complaint)

@@ -34,7 +34,15 @@ def targets(app, db_session):
     erasure = ErasureRequest(recording_id=call.id, practice_ref="pA", reason="court order", requested_by_ref="manager")
     assessment = Assessment(recording_id=call.id, practice_ref="pA", staff_user_ref="owner", assessor_ref="manager",
                             outcome="meets")
-    db_session.add_all([hold, erasure, assessment])
+    from callrec_plugin.models import Disclosure, DisclosureItem, Job
+
+    to_approve, to_refuse = (Disclosure(practice_ref="pA", recipient="Police", recipient_kind="law_enforcement",
+                                        legal_basis="DPA 2018 Sch 2 para 2", reference=ref, requested_by_ref="dpo")
+                             for ref in ("R1", "R2"))
+    failed_job = Job(kind="reconcile", status="failed", error="boom")
+    db_session.add_all([hold, erasure, assessment, to_approve, to_refuse, failed_job])
+    db_session.flush()
+    db_session.add_all([DisclosureItem(disclosure_id=d.id, recording_id=call.id) for d in (to_approve, to_refuse)])
     db_session.commit()
     return {
         "callrec.create_grant": (f"/callrec/recordings/{call.id}/grants", {"purpose": "compliance", "action": "play"}),
@@ -53,6 +61,13 @@ def targets(app, db_session):
         "callrec.request_erasure_view": (f"/callrec/recordings/{call.id}/erasure", {"callrec-erasure-reason": "SAR"}),
         "callrec.approve_erasure_view": (f"/callrec/erasure/{erasure.id}/approve", {}),
         "callrec.training_approval": (f"/callrec/recordings/{call.id}/training", {"callrec-training-approve": "yes"}),
+        "callrec.request_export": ("/callrec/exports", {"patient_ref": "pat1"}),
+        "callrec.request_disclosure": ("/callrec/disclosures", {
+            "recipient": "CQC", "recipient_kind": "regulator", "legal_basis": "Health and Social Care Act 2008 s.64",
+            "reference": "CQC-1", "recordings": call.id}),
+        "callrec.approve_disclosure": (f"/callrec/disclosures/{to_approve.id}/approve", {}),
+        "callrec.refuse_disclosure": (f"/callrec/disclosures/{to_refuse.id}/refuse", {"reason": "no basis"}),
+        "callrec.retry_job": (f"/callrec/jobs/{failed_job.id}/retry", {}),
     }
 
 

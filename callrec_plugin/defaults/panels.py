@@ -82,5 +82,8 @@ def callrec_menu_links(user):
         (Action.VIEW_RETENTION, "callrec.retention_page", "Retention"),
         (Action.VIEW_ASSESSMENTS, "callrec.assessments_page", "Call assessments"),
         (Action.VIEW_AUDIT, "callrec.audit_log", "Call audit"),
+        (Action.EXPORT, "callrec.exports_page", "Call exports"),
+        (Action.EXPORT, "callrec.disclosures_page", "Disclosure register"),
+        (Action.MANAGE_JOBS, "callrec.jobs_page", "Call jobs"),
     ]
     return [{"href": url_for(endpoint), "label": label} for action, endpoint, label in pages if decide(actor, action)]

@@ -16,6 +16,7 @@ from callrec_plugin import audit
 from callrec_plugin.crypto import TooLargeError, encrypt_stream, generate_data_key
 from callrec_plugin.defaults.objections import patient_has_objected
 from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.forms import has_control_characters
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.ingest.audio import HEAD_BYTES, UnsupportedAudio, probe
 from callrec_plugin.ingest.numbers import WITHHELD, InvalidNumber, is_extension, normalise
@@ -78,6 +79,14 @@ def recognise(fileobj):
         raise IngestError(exc.reason, status=415) from None
 
 
+def _validate_texts(**texts):
+    for name, value in texts.items():
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > 160 or has_control_characters(value):
+            raise IngestError(f"{name} must be plain text of at most 160 characters")
+
+
 def _validate(practice_ref, started_at, direction, source, source_ref):
     if not practice_ref or not isinstance(practice_ref, str) or len(practice_ref) > 64:
         raise IngestError("practice_ref must be a non-empty string of at most 64 characters")
@@ -106,6 +115,8 @@ def ingest_audio(fileobj, *, practice_ref, started_at, direction, from_number, t
     """
     _validate(practice_ref, started_at, direction, source, source_ref)
     source_ref = str(source_ref)
+    _validate_texts(practice_ref=practice_ref, source=source, source_ref=source_ref, staff_extension=staff_extension,
+                    staff_user_ref=staff_user_ref, staff_name=staff_name, disposition=disposition)
     if (existing := _existing(practice_ref, source, source_ref)) is not None:
         return IngestResult("duplicate", existing, "already imported")
     info = recognise(fileobj)

@@ -34,6 +34,7 @@ from flask import current_app
 
 from callrec_plugin import audit, clock
 from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.holds import sync_complaint_holds
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.jobs import heartbeat, kill_point
 from callrec_plugin.models import AuditEvent, Export, Hold, Recording, RecordingStatus, Tombstone, utcnow
@@ -55,6 +56,7 @@ class PurgeReport:
     purged: int = 0
     batches: int = 0
     finished: int = 0  # rows left "purging" by an earlier run, finished first
+    complaint_holds_released: int = 0  # complaint holds whose complaint the host now reports closed
     rejected: dict = field(default_factory=dict)  # id -> why the re-check under the lock kept it
     purged_ids: list = field(default_factory=list)
 
@@ -63,6 +65,8 @@ class PurgeReport:
                 f"batch{'es' if self.batches != 1 else ''}")
         if self.finished:
             text += f"; finished {self.finished} interrupted purges"
+        if self.complaint_holds_released:
+            text += f"; released {self.complaint_holds_released} holds of complaints now closed"
         if self.rejected:
             text += f"; {len(self.rejected)} kept by the re-check under the row lock"
         return text
@@ -251,6 +255,8 @@ def purge(now=None, batch_size=None, job_id=None, max_batches=None, on_batch=Non
     batch_size = batch_size or int(current_app.config["CALLREC_PURGE_BATCH_SIZE"])
     report = PurgeReport()
     report.finished = finish_interrupted(now, batch_size)
+    # A host that closed a complaint without telling callrec still ends its holds here (grace from now).
+    report.complaint_holds_released = sync_complaint_holds()
     if job_id:
         total = session.scalar(sa.select(sa.func.count()).select_from(eligible_for_purge(now, grace).subquery()))
         heartbeat(job_id, done=0, total=total, commit=True)

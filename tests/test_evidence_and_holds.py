@@ -98,16 +98,17 @@ def test_closing_the_complaint_releases_its_holds(app, db_session, login):
     assert hold.released_at is not None and hold.released_by_ref == "system"
 
 
-def test_a_host_that_forgets_to_say_the_complaint_closed_is_caught_by_the_summary(app, db_session, login):
-    from callrec_plugin.holds import sync_complaint_holds
+def test_a_host_that_forgets_to_say_the_complaint_closed_is_caught_by_the_purge_run(app, db_session, login):
+    from callrec_plugin.purge import purge
 
     call = add_recording(db_session)
     post(app, login("handler"), "/callrec/complaints/cX/links", {"callrec-attach-recording_id": call.id})
     with app.test_request_context():
-        assert sync_complaint_holds() == 0
+        assert purge().complaint_holds_released == 0
+        assert len(active_holds(db_session, call.id)) == 1
         db_session.get(hostapp.Complaint, "cX").status = "closed"
         db_session.commit()
-        assert sync_complaint_holds() == 1
+        assert purge().complaint_holds_released == 1
     assert active_holds(db_session, call.id) == []
 
 

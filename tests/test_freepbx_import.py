@@ -89,7 +89,8 @@ def test_storage_holds_no_plaintext_after_import(app, db_session, tree):
     for name in names:
         blob = open(name, "rb").read()
         assert blob.startswith(b"CRE1")
-        for magic in (b"RIFF", b"WAVEfmt", b"ID3", OGG_HEAD):
+        # 4+ byte magics: a 3-byte "ID3" turns up by chance in ciphertext, "ID3" + version does not
+        for magic in (b"RIFF", b"WAVEfmt", b"ID3\x03\x00", OGG_HEAD):
             assert magic not in blob
         assert not any(sample in blob for sample in samples)
 

@@ -1,4 +1,5 @@
 """Ingest figures: file to encrypted blob against AES-GCM encryption, and memory at two sizes."""
+import itertools
 import os
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -6,6 +7,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from bench.audio_files import write_wav
 from bench.demoapp import make_demo_app
 from bench.timing import Row, mib_per_s, peak_memory, side_by_side
+
+
+_CALLS = itertools.count()
 
 
 def _aes_reference(path):
@@ -39,13 +43,11 @@ def _ingest(app, path):
 
     from callrec_plugin.ingest import ingest_audio
 
-    counter = iter(range(10**9))
-
     def run():
         with app.app_context(), open(path, "rb") as source:
             ingest_audio(source, practice_ref="p1", started_at=dt.datetime.now(dt.timezone.utc), direction="inbound",
                          from_number="+447700900100", to_number="201", source="bench",
-                         source_ref=f"{os.path.basename(path)}-{next(counter)}")
+                         source_ref=f"{os.path.basename(path)}-{next(_CALLS)}")  # never a duplicate
 
     return run
 

@@ -26,7 +26,7 @@ def _bulk_insert(connection, count, patient_ref, prefix):
         source = f"FROM (WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s)"
         row_id = f"'{prefix}' || printf('%012d', i)"
         started = "datetime('now', '-' || (i % 200) || ' days', '-' || (i % 86400) || ' seconds')"
-        retain = f"datetime('now', '-' || (i % 200) || ' days', '-' || (i % 86400) || ' seconds', '+183 days')"
+        retain = "datetime('now', '-' || (i % 200) || ' days', '-' || (i % 86400) || ' seconds', '+183 days')"
         i = "i"
     patient = f"'{patient_ref}'" if patient_ref else f"'bulk-' || ({i} % 20000)"
     connection.execute(sa.text(

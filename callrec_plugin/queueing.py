@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30
 JOB_FUNCTION = "callrec_plugin.jobs.run_job"
 SCHEDULER_REF = "scheduler"
-# Defaults of two keys not (yet) in config.py; read with .get so a host may set them.
-DEFAULT_STALE_SECONDS = 900
-DEFAULT_RETRY_BASE_SECONDS = 60
 MAX_BACKOFF_SECONDS = 3600
 # A queued row younger than this may be between its commit and its enqueue: leave it alone.
 REQUEUE_MIN_AGE_SECONDS = 5
@@ -57,7 +54,7 @@ class QueueUnavailable(RuntimeError):
 
 def redis_url(app=None):
     app = app or current_app
-    return app.config.get("CALLREC_REDIS_URL")
+    return app.config["CALLREC_REDIS_URL"]
 
 
 def connect(url=None):
@@ -79,12 +76,12 @@ def rq_queue(connection, app=None):
 
 def backoff_intervals(retries, base=None):
     """Seconds between retries: base, 4 x base, 16 x base ... capped at an hour."""
-    base = current_app.config.get("CALLREC_JOB_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS) if base is None else base
+    base = current_app.config["CALLREC_JOB_RETRY_BASE_SECONDS"] if base is None else base
     return [min(MAX_BACKOFF_SECONDS, int(base * 4 ** n)) for n in range(retries)]
 
 
 def stale_after():
-    return dt.timedelta(seconds=current_app.config.get("CALLREC_JOB_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+    return dt.timedelta(seconds=current_app.config["CALLREC_JOB_STALE_SECONDS"])
 
 
 def _redis_errors():

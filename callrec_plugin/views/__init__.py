@@ -3,10 +3,11 @@ import functools
 import importlib
 from importlib.resources import files
 
-from flask import Blueprint, current_app
+from flask import Blueprint, abort, current_app
 
 from callrec_plugin.audit import AuditWriteError, request_id
 from callrec_plugin.identity import current_actor
+from callrec_plugin.policy import authorize
 from callrec_plugin.security import render_error
 
 blueprint = Blueprint("callrec", __name__, template_folder=str(files("callrec_plugin.templates")))
@@ -26,6 +27,28 @@ VIEW_MODULES = (
     "recordings",
     "retention",
 )
+
+
+FORM_EXPIRED = "The form was not valid (it may have expired): reload the page and try again."
+
+
+def form_errors(form):
+    return "; ".join(message for messages in form.errors.values() for message in messages)
+
+
+def submitted_or_400(form):
+    """The form, if it was posted valid (CSRF token included); else 400 saying what is wrong."""
+    if not form.validate_on_submit():
+        abort(400, form_errors(form) or FORM_EXPIRED)
+    return form
+
+
+def allowed_or_403(actor, action, recording=None, **details):
+    """The policy's decision, audited; a refusal is a 403 with its reason."""
+    decision = authorize(actor, action, recording, **details)
+    if not decision:
+        abort(403, decision.reason)
+    return decision
 
 
 def login_required(view):

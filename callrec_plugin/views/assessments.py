@@ -7,10 +7,9 @@ from callrec_plugin.extension import db_session
 from callrec_plugin.forms import AssessmentForm, ResponseForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Assessment, AuditEvent, Recording
-from callrec_plugin.policy import authorize
 from callrec_plugin.roles import MONITORING_ROLES, Action
 from callrec_plugin.scoping import recording_or_404
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
 
 ROUTES = {
     "callrec.assessments_page": Action.VIEW_ASSESSMENTS,
@@ -44,9 +43,7 @@ def _audit_trails(assessments):
 @login_required
 def assessments_page():
     actor = current_actor()
-    decision = authorize(actor, Action.VIEW_ASSESSMENTS, object_type="assessments", object_id="list")
-    if not decision:
-        abort(403, decision.reason)
+    allowed_or_403(actor, Action.VIEW_ASSESSMENTS, object_type="assessments", object_id="list")
     assessments = visible_assessments(actor)
     for assessment in assessments:
         audit.record("assessment_viewed", "done", actor=actor, object_type="assessment",
@@ -64,12 +61,9 @@ def assessments_page():
 def create_assessment(recording_id):
     actor = current_actor()
     form = AssessmentForm(prefix="callrec-assess")
-    if not form.validate_on_submit():
-        abort(400, "; ".join(m for ms in form.errors.values() for m in ms))
+    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.ASSESS)
-    decision = authorize(actor, Action.ASSESS, recording)
-    if not decision:
-        abort(403, decision.reason)
+    allowed_or_403(actor, Action.ASSESS, recording)
     if not recording.staff_user_ref:
         abort(409, "This call has no member of staff on record, so it cannot be assessed.")
     assessment = Assessment(recording_id=recording.id, practice_ref=recording.practice_ref,
@@ -91,8 +85,7 @@ def create_assessment(recording_id):
 def respond_to_assessment(assessment_id):
     actor = current_actor()
     form = ResponseForm(prefix="callrec-response")
-    if not form.validate_on_submit():
-        abort(400, "; ".join(m for ms in form.errors.values() for m in ms))
+    submitted_or_400(form)
     assessment = next((a for a in visible_assessments(actor) if a.id == assessment_id), None)
     if assessment is None or assessment.staff_user_ref != actor.ref:
         audit.record("assessment_response", "denied", actor=actor, object_type="assessment",

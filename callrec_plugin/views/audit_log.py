@@ -10,9 +10,8 @@ from callrec_plugin.extension import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import AuditEvent
 from callrec_plugin.panels import requested_page
-from callrec_plugin.policy import authorize
 from callrec_plugin.roles import PURPOSES, Action
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import allowed_or_403, blueprint, login_required
 
 ROUTES = {"callrec.audit_log": Action.VIEW_AUDIT, "callrec.audit_csv": Action.VIEW_AUDIT}
 
@@ -50,9 +49,7 @@ def filtered_events(actor):
 
 
 def _allowed(actor):
-    decision = authorize(actor, Action.VIEW_AUDIT, object_type="audit", object_id="audit")
-    if not decision:
-        abort(403, decision.reason)
+    allowed_or_403(actor, Action.VIEW_AUDIT, object_type="audit", object_id="audit")
     db_session().commit()
 
 

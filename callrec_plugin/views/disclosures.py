@@ -17,7 +17,7 @@ from callrec_plugin.identity import current_actor
 from callrec_plugin.models import AuditEvent, Disclosure, DisclosureItem, Export
 from callrec_plugin.roles import Action
 from callrec_plugin.forms import CallrecForm
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import blueprint, login_required, submitted_or_400
 from callrec_plugin.views.exports import allowed
 from callrec_plugin.views.jobs import queue_unavailable, refuse
 
@@ -145,8 +145,7 @@ def disclosure_page(disclosure_id):
 def _decision(disclosure_id, decide):
     actor = current_actor()
     form = DecisionForm()
-    if not form.validate_on_submit():
-        abort(400, "The form was not valid (it may have expired): reload the page and try again.")
+    submitted_or_400(form)
     disclosure = disclosure_or_404(actor, disclosure_id)
     allowed(actor, object_type="disclosure", object_id=disclosure.id)
     try:

@@ -6,10 +6,9 @@ from callrec_plugin.evidence import EvidenceError, complaint_in_practice, handle
 from callrec_plugin.extension import db_session
 from callrec_plugin.forms import AttachForm, DetachForm
 from callrec_plugin.identity import current_actor
-from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import recording_or_404
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
 
 ROUTES = {"callrec.attach_call": Action.ATTACH, "callrec.detach_call": Action.ATTACH}
 
@@ -26,13 +25,10 @@ def _complaint_or_404(actor, complaint_ref):
 
 def _change(complaint_ref, form, change):
     actor = current_actor()
-    if not form.validate_on_submit():
-        abort(400, "; ".join(m for ms in form.errors.values() for m in ms) or "The form was not valid.")
+    submitted_or_400(form)
     complaint = _complaint_or_404(actor, complaint_ref)
     recording = recording_or_404(actor, form.recording_id.data, Action.ATTACH)
-    decision = authorize(actor, Action.ATTACH, recording, object_type="complaint", object_id=complaint_ref)
-    if not decision:
-        abort(403, decision.reason)
+    allowed_or_403(actor, Action.ATTACH, recording, object_type="complaint", object_id=complaint_ref)
     if not handles(actor, complaint):
         audit.record(Action.ATTACH, "denied", actor=actor, recording=recording, object_type="complaint",
                      object_id=complaint_ref, reason="the user does not handle this complaint")

@@ -10,19 +10,12 @@ from callrec_plugin.forms import ConfirmForm, HoldForm
 from callrec_plugin.holds import HoldError, PLACEABLE_KINDS, approve_release, place_holds, recordings_for_hold
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Hold, HoldKind, Recording
-from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
 
 ROUTES = {"callrec.holds_page": Action.HOLD, "callrec.place_hold": Action.HOLD, "callrec.release_hold": Action.RELEASE}
 
 KIND_LABELS = {HoldKind.COMPLAINT: "Complaint", **PLACEABLE_KINDS}
-
-
-def _allowed(actor, action, **details):
-    decision = authorize(actor, action, **details)
-    if not decision:
-        abort(403, decision.reason)
 
 
 def _active_holds(actor):
@@ -42,7 +35,7 @@ def _render(actor, form, status=200):
 @login_required
 def holds_page():
     actor = current_actor()
-    _allowed(actor, Action.HOLD, object_type="holds", object_id="list")
+    allowed_or_403(actor, Action.HOLD, object_type="holds", object_id="list")
     db_session().commit()
     form = HoldForm(prefix="callrec-hold")
     if request.args.get("recording_id"):
@@ -63,7 +56,7 @@ def place_hold():
     form = HoldForm(prefix="callrec-hold")
     if not form.validate_on_submit():
         return _render(actor, form, 400)
-    _allowed(actor, Action.HOLD, object_type="holds", object_id=form.scope.data)
+    allowed_or_403(actor, Action.HOLD, object_type="holds", object_id=form.scope.data)
     try:
         end = _day(form.end.data) + dt.timedelta(days=1) if form.end.data else None
         recordings = recordings_for_hold(actor, form.scope.data, (form.recording_id.data or "").strip(),
@@ -86,15 +79,14 @@ def place_hold():
 @login_required
 def release_hold(hold_id):
     actor = current_actor()
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "The form was not valid (it may have expired): reload the page and try again.")
+    submitted_or_400(ConfirmForm())
     hold = db_session().scalar(sa.select(Hold).where(Hold.id == hold_id, Hold.practice_ref == actor.practice_ref))
     if hold is None:
         audit.record(Action.RELEASE, "denied", actor=actor, object_type="hold", object_id=str(hold_id),
                      reason="no such hold in the user's practice")
         db_session().commit()
         abort(404)
-    _allowed(actor, Action.RELEASE, object_type="hold", object_id=str(hold.id))
+    allowed_or_403(actor, Action.RELEASE, object_type="hold", object_id=str(hold.id))
     try:
         released = approve_release(actor, hold)
     except HoldError as refusal:

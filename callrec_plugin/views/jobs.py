@@ -14,7 +14,7 @@ from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
 from callrec_plugin.security import render_error
 from callrec_plugin.forms import CallrecForm
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import blueprint, login_required, submitted_or_400
 
 JOBS_ACTION = Action.MANAGE_JOBS  # the practice owner and manager
 
@@ -94,8 +94,7 @@ def jobs_page():
 def retry_job(job_id):
     actor = current_actor()
     form = RetryForm()
-    if not form.validate_on_submit():
-        abort(400, "The form was not valid (it may have expired): reload the page and try again.")
+    submitted_or_400(form)
     job = db_session().scalar(visible_jobs(actor).where(Job.id == job_id))
     if job is None:
         audit.record(JOBS_ACTION, "denied", actor=actor, object_type="job", object_id=job_id[:64],

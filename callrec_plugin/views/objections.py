@@ -9,7 +9,7 @@ from callrec_plugin.models import PatientObjection
 from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import find_recording
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import blueprint, login_required, submitted_or_400
 
 ROUTES = {"callrec.record_objection": Action.RECORD_OBJECTION}
 
@@ -24,8 +24,7 @@ def _patient_in_practice(actor, patient_ref):
 def record_objection(patient_ref):
     actor = current_actor()
     form = ObjectionForm(prefix="callrec-objection")
-    if not form.validate_on_submit():
-        abort(400, "The form was not valid (it may have expired): reload the page and try again.")
+    submitted_or_400(form)
     patient = _patient_in_practice(actor, patient_ref)
     if patient is None:
         audit.record(Action.RECORD_OBJECTION, "denied", actor=actor, object_type="patient",

@@ -11,11 +11,10 @@ from callrec_plugin.forms import ConfirmForm, ErasureForm, ExtendRetentionForm, 
 from callrec_plugin.holds import holds_of
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import ErasureRequest, Hold, Recording, RecordingStatus, Tombstone
-from callrec_plugin.policy import authorize
 from callrec_plugin.retention import eligibility, grace_period
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import recording_or_404, recordings_in
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
 
 ROUTES = {
     "callrec.retention_page": Action.VIEW_RETENTION,
@@ -24,12 +23,6 @@ ROUTES = {
     "callrec.approve_erasure_view": Action.CHANGE_RETENTION,
     "callrec.training_approval": Action.APPROVE_TRAINING,
 }
-
-
-def _allowed(actor, action, recording=None, **details):
-    decision = authorize(actor, action, recording, **details)
-    if not decision:
-        abort(403, decision.reason)
 
 
 def _upcoming(actor, now, days):
@@ -58,7 +51,7 @@ def _purged_by_month(actor):
 @login_required
 def retention_page():
     actor = current_actor()
-    _allowed(actor, Action.VIEW_RETENTION, object_type="retention", object_id="report")
+    allowed_or_403(actor, Action.VIEW_RETENTION, object_type="retention", object_id="report")
     db_session().commit()
     now = clock.now()
     upcoming = _upcoming(actor, now, 30)
@@ -86,10 +79,9 @@ def _back(recording):
 def extend_retention_view(recording_id):
     actor = current_actor()
     form = ExtendRetentionForm(prefix="callrec-extend")
-    if not form.validate_on_submit():
-        abort(400, "; ".join(m for ms in form.errors.values() for m in ms))
+    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
-    _allowed(actor, Action.CHANGE_RETENTION, recording)
+    allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
     until = dt.datetime.combine(form.retain_until.data, dt.time(23, 59, 59), dt.timezone.utc)
     try:
         extend_retention(actor, recording, until, form.reason.data)
@@ -106,10 +98,9 @@ def extend_retention_view(recording_id):
 def request_erasure_view(recording_id):
     actor = current_actor()
     form = ErasureForm(prefix="callrec-erasure")
-    if not form.validate_on_submit():
-        abort(400, "; ".join(m for ms in form.errors.values() for m in ms))
+    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
-    _allowed(actor, Action.CHANGE_RETENTION, recording)
+    allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
     try:
         request_erasure(actor, recording, form.reason.data)
     except RetentionError as refusal:
@@ -124,14 +115,13 @@ def request_erasure_view(recording_id):
 @login_required
 def approve_erasure_view(request_id):
     actor = current_actor()
-    if not ConfirmForm().validate_on_submit():
-        abort(400, "The form was not valid (it may have expired): reload the page and try again.")
+    submitted_or_400(ConfirmForm())
     erasure = db_session().scalar(sa.select(ErasureRequest).where(
         ErasureRequest.id == request_id, ErasureRequest.practice_ref == actor.practice_ref))
     if erasure is None:
         abort(404)
     recording = recording_or_404(actor, erasure.recording_id, Action.CHANGE_RETENTION)
-    _allowed(actor, Action.CHANGE_RETENTION, recording)
+    allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
     try:
         approve_erasure(actor, erasure, recording)
     except RetentionError as refusal:
@@ -149,10 +139,9 @@ def approve_erasure_view(request_id):
 def training_approval(recording_id):
     actor = current_actor()
     form = TrainingForm(prefix="callrec-training")
-    if not form.validate_on_submit():
-        abort(400, "The form was not valid (it may have expired): reload the page and try again.")
+    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.APPROVE_TRAINING)
-    _allowed(actor, Action.APPROVE_TRAINING, recording)
+    allowed_or_403(actor, Action.APPROVE_TRAINING, recording)
     approve = form.approve.data == "yes"
     recording.approved_for_training = approve
     recording.training_approved_by_ref = actor.ref if approve else None

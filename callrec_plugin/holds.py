@@ -102,7 +102,8 @@ def sync_complaint_holds(practice_ref=None):
     The purge run calls this first, so a host that forgot to call complaint_closed loses nothing:
     the hold lasts until the host says the complaint is closed, and the grace period starts then.
     """
-    query = sa.select(Hold.complaint_ref).where(Hold.kind == HoldKind.COMPLAINT, Hold.released_at.is_(None))
+    query = sa.select(Hold.complaint_ref).where(Hold.kind == HoldKind.COMPLAINT, Hold.released_at.is_(None),
+                                                Hold.complaint_ref.is_not(None))
     if practice_ref is not None:
         query = query.where(Hold.practice_ref == practice_ref)
     hook, released = get_state().pm.hook, 0

@@ -1,7 +1,8 @@
 """python -m bench: print DESIGN.md §12's figures as a table of ratios to references measured in the same run.
 
-CALLREC_BENCH_QUICK=1 uses small sizes (a smoke run); CALLREC_BENCH_DATABASE_URL selects the database
-of the purge and panel figures (default: the local PostgreSQL `test` database).
+CALLREC_BENCH_QUICK=1 uses small sizes (a smoke run). CALLREC_BENCH_DATABASE_URL selects the database of
+the purge and panel figures; without it the purge runs on the local PostgreSQL `test` database (in a schema
+of its own) and the panel on SQLite, the demo's database.
 """
 import importlib
 import os

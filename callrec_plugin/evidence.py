@@ -8,6 +8,7 @@ from callrec_plugin.extension import db_session, get_state
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.holds import _release, active_complaint_holds, place_holds
 from callrec_plugin.models import ComplaintLink, HoldKind, Recording, RecordingStatus
+from callrec_plugin.roles import COMPLAINT_HANDLER, MONITORING_ROLES
 from callrec_plugin.scoping import recordings_in
 
 
@@ -24,9 +25,9 @@ def complaint_in_practice(actor, complaint_ref):
 
 def handles(actor, complaint):
     """Owner and manager handle every complaint; a complaint handler those the host names them for."""
-    if actor.has_any({"owner", "manager"}):
+    if actor.has_any(MONITORING_ROLES):
         return True
-    return "complaint_handler" in actor.roles and actor.ref in {str(h) for h in complaint.get("handler_refs", ())}
+    return COMPLAINT_HANDLER in actor.roles and actor.ref in {str(h) for h in complaint.get("handler_refs", ())}
 
 
 def active_link(recording_id, complaint_ref):

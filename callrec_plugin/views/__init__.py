@@ -5,7 +5,9 @@ from importlib.resources import files
 
 from flask import Blueprint, abort, current_app
 
+from callrec_plugin import audit
 from callrec_plugin.audit import AuditWriteError, request_id
+from callrec_plugin.extension import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.policy import authorize
 from callrec_plugin.security import render_error
@@ -49,6 +51,14 @@ def allowed_or_403(actor, action, recording=None, **details):
     if not decision:
         abort(403, decision.reason)
     return decision
+
+
+def refused_409(actor, action, refusal, **audit_fields):
+    """A rule of the service refused the change: undo it, audit the refusal, answer 409 with its reason."""
+    db_session().rollback()
+    audit.record(action, "denied", actor=actor, reason=str(refusal), **audit_fields)
+    db_session().commit()
+    abort(409, str(refusal))
 
 
 def login_required(view):

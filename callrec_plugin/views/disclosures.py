@@ -15,7 +15,7 @@ from callrec_plugin import audit, exports, queueing
 from callrec_plugin.extension import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import AuditEvent, Disclosure, DisclosureItem, Export
-from callrec_plugin.roles import Action
+from callrec_plugin.roles import MONITORING_ROLES, Action
 from callrec_plugin.forms import CallrecForm
 from callrec_plugin.views import blueprint, login_required, submitted_or_400
 from callrec_plugin.views.exports import allowed
@@ -135,7 +135,7 @@ def disclosure_page(disclosure_id):
                                  .where(DisclosureItem.disclosure_id == disclosure.id)).all()
     export = db_session().get(Export, disclosure.export_id) if disclosure.export_id else None
     may_decide = (disclosure.status == "requested" and actor.ref != disclosure.requested_by_ref
-                  and actor.has_any({"owner", "manager"}))
+                  and actor.has_any(MONITORING_ROLES))
     return render_template("callrec/disclosure.html", disclosure=disclosure, items=sorted(items), export=export,
                            names=_names([disclosure]), kinds=exports.RECIPIENT_KINDS, form=DecisionForm(),
                            may_decide=may_decide, actor=actor,

@@ -8,7 +8,7 @@ from callrec_plugin.forms import AttachForm, DetachForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import recording_or_404
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
 
 ROUTES = {"callrec.attach_call": Action.ATTACH, "callrec.detach_call": Action.ATTACH}
 
@@ -37,8 +37,8 @@ def _change(complaint_ref, form, change):
     try:
         change(actor, recording, complaint)
     except EvidenceError as refusal:
-        db_session().rollback()
-        abort(409, str(refusal))
+        refused_409(actor, Action.ATTACH, refusal, recording=recording, object_type="complaint",
+                    object_id=complaint_ref)
     db_session().commit()
     return redirect(complaint.get("url") or "/")
 

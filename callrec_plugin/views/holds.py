@@ -11,7 +11,7 @@ from callrec_plugin.holds import HoldError, PLACEABLE_KINDS, approve_release, pl
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Hold, HoldKind, Recording
 from callrec_plugin.roles import Action
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
 
 ROUTES = {"callrec.holds_page": Action.HOLD, "callrec.place_hold": Action.HOLD, "callrec.release_hold": Action.RELEASE}
 
@@ -90,11 +90,8 @@ def release_hold(hold_id):
     try:
         released = approve_release(actor, hold)
     except HoldError as refusal:
-        db_session().rollback()
-        audit.record(Action.RELEASE, "denied", actor=actor, object_type="hold", object_id=str(hold.id),
-                     recording_id=hold.recording_id, reason=str(refusal))
-        db_session().commit()
-        abort(409, str(refusal))
+        refused_409(actor, Action.RELEASE, refusal, object_type="hold", object_id=str(hold.id),
+                    recording_id=hold.recording_id)
     db_session().commit()
     flash("The hold is released; the grace period has started." if released
           else "Your approval is recorded; a second, different person must approve the release.", "callrec-info")

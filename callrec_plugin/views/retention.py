@@ -12,9 +12,10 @@ from callrec_plugin.holds import holds_of
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import ErasureRequest, Hold, Recording, RecordingStatus, Tombstone
 from callrec_plugin.retention import eligibility, grace_period
+from callrec_plugin.policy import decide
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import recording_or_404, recordings_in
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
 
 ROUTES = {
     "callrec.retention_page": Action.VIEW_RETENTION,
@@ -67,7 +68,7 @@ def retention_page():
     return render_template("callrec/retention.html", now=now, due_7=due_7, due_30=due_30, held_past=held_past,
                            holds_by_kind=holds_by_kind, purged=_purged_by_month(actor),
                            erasures=pending_erasures, confirm=ConfirmForm(),
-                           may_change=actor.has_any({"owner", "manager"}))
+                           may_change=decide(actor, Action.CHANGE_RETENTION).allowed)
 
 
 def _back(recording):
@@ -86,8 +87,7 @@ def extend_retention_view(recording_id):
     try:
         extend_retention(actor, recording, until, form.reason.data)
     except RetentionError as refusal:
-        db_session().rollback()
-        abort(409, str(refusal))
+        refused_409(actor, Action.CHANGE_RETENTION, refusal, recording=recording)
     db_session().commit()
     flash(f"The call is kept until {until:%d %b %Y}.", "callrec-info")
     return _back(recording)
@@ -104,8 +104,7 @@ def request_erasure_view(recording_id):
     try:
         request_erasure(actor, recording, form.reason.data)
     except RetentionError as refusal:
-        db_session().rollback()
-        abort(409, str(refusal))
+        refused_409(actor, Action.CHANGE_RETENTION, refusal, recording=recording)
     db_session().commit()
     flash("Erasure requested: a second, different person must approve it on the retention page.", "callrec-info")
     return _back(recording)
@@ -125,10 +124,7 @@ def approve_erasure_view(request_id):
     try:
         approve_erasure(actor, erasure, recording)
     except RetentionError as refusal:
-        db_session().rollback()
-        audit.record(Action.CHANGE_RETENTION, "denied", actor=actor, recording=recording, reason=str(refusal))
-        db_session().commit()
-        abort(409, str(refusal))
+        refused_409(actor, Action.CHANGE_RETENTION, refusal, recording=recording)
     db_session().commit()
     flash("Erasure approved: the call goes at the next purge unless a hold keeps it.", "callrec-info")
     return redirect(url_for("callrec.retention_page"))

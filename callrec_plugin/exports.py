@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from callrec_plugin import audit, queueing
+from callrec_plugin.csv_cells import safe_cell
 from callrec_plugin.crypto import DecryptingReader, encrypt_stream, generate_data_key
 from callrec_plugin.extension import db_session, get_state
 from callrec_plugin.identity import SYSTEM
@@ -73,7 +74,6 @@ AUDIT_COLUMNS = ("seq", "occurred_at", "actor_ref", "actor_name", "roles", "acti
                  "prev_hash", "hash")
 CALL_COLUMNS = ("file", "recording_id", "started_at", "direction", "duration_seconds", "from_number", "to_number",
                 "staff_name", "staff_extension", "disposition", "audio_format", "size_bytes", "retain_until", "sha256")
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 RECORDING_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MIN_LEGAL_BASIS_CHARS = 10
 # A build records its progress (and the job's heartbeat) at most this often.
@@ -509,8 +509,7 @@ class ChunkReader(io.RawIOBase):
 
 
 def _cell(value):
-    text = "" if value is None else (_iso(value) if isinstance(value, dt.datetime) else str(value))
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return safe_cell("" if value is None else (_iso(value) if isinstance(value, dt.datetime) else str(value)))
 
 
 def _csv_bytes(header, rows):

@@ -5,6 +5,7 @@ key, so callrec can be migrated on its own and audit rows outlive everything the
 """
 import datetime as dt
 import secrets
+import string
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -24,9 +25,15 @@ def utcnow():
     return dt.datetime.now(dt.timezone.utc)
 
 
+# Letters and digits only: an id that starts with "-" reads as an option on a command line and as a
+# formula in a spreadsheet, where escaping it would change the id people copy back.
+ID_ALPHABET = string.ascii_letters + string.digits
+ID_LENGTH = 22  # 62**22 > 2**130
+
+
 def new_id():
     """A random, unguessable id (sequential ids let users walk other people's recordings)."""
-    return secrets.token_urlsafe(16)
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
 
 
 class UTCDateTime(sa.types.TypeDecorator):

@@ -6,6 +6,7 @@ import io
 import sqlalchemy as sa
 from flask import Response, abort, render_template, request, stream_with_context, url_for
 
+from callrec_plugin.csv_cells import safe_cell
 from callrec_plugin.extension import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import AuditEvent
@@ -20,8 +21,6 @@ FILTERS = ("patient_ref", "recording_id", "actor_ref", "purpose", "outcome")
 CSV_COLUMNS = ("seq", "occurred_at", "actor_ref", "actor_name", "roles", "action", "object_type", "object_id",
                "recording_id", "patient_ref", "purpose", "justification", "outcome", "reason", "ip",
                "request_id", "hash")
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _parse_date(name):
@@ -74,8 +73,7 @@ def audit_log():
 
 
 def csv_safe(value):
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return safe_cell("" if value is None else str(value))
 
 
 @blueprint.route("/audit.csv")

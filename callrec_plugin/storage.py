@@ -152,47 +152,44 @@ class LocalEncryptedStorage:
         except FileNotFoundError:
             return None
 
-    def iter_keys(self):
-        """Every stored key (for orphan sweeps). Temporary files and foreign names are skipped."""
+    def _shard_directories(self):
+        """(shard prefix "ab/cd", directory) of every two-level shard folder; anything else is skipped."""
         for a in _scandir_names(self.root):
             if not _HEX2.fullmatch(a):
                 continue
             for b in _scandir_names(os.path.join(self.root, a)):
-                if not _HEX2.fullmatch(b):
-                    continue
-                directory = os.path.join(self.root, a, b)
-                try:
-                    with os.scandir(directory) as it:
-                        names = sorted(e.name for e in it if e.is_file(follow_symlinks=False))
-                except (FileNotFoundError, NotADirectoryError):
-                    continue
-                for name in names:
-                    key = f"{a}/{b}/{name}"
-                    if self.is_valid_key(key):
-                        yield key
+                if _HEX2.fullmatch(b):
+                    yield f"{a}/{b}", os.path.join(self.root, a, b)
+
+    def iter_keys(self):
+        """Every stored key (for orphan sweeps). Temporary files and foreign names are skipped."""
+        for prefix, directory in self._shard_directories():
+            try:
+                with os.scandir(directory) as it:
+                    names = sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                key = f"{prefix}/{name}"
+                if self.is_valid_key(key):
+                    yield key
 
     def remove_stale_temp_files(self, max_age_seconds: float = 24 * 3600) -> int:
         """Delete temporary files left by writers that died (e.g. SIGKILL) more than
         ``max_age_seconds`` ago. Returns how many were removed."""
         removed = 0
         cutoff = time.time() - max_age_seconds
-        for a in _scandir_names(self.root):
-            if not _HEX2.fullmatch(a):
-                continue
-            for b in _scandir_names(os.path.join(self.root, a)):
-                if not _HEX2.fullmatch(b):
+        for _, directory in self._shard_directories():
+            for name in _scandir_names(directory):
+                if not _TMP_RE.fullmatch(name):
                     continue
-                directory = os.path.join(self.root, a, b)
-                for name in _scandir_names(directory):
-                    if not _TMP_RE.fullmatch(name):
-                        continue
-                    path = os.path.join(directory, name)
-                    try:
-                        if os.stat(path).st_mtime < cutoff:
-                            os.unlink(path)
-                            removed += 1
-                    except FileNotFoundError:
-                        pass
+                path = os.path.join(directory, name)
+                try:
+                    if os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
         return removed
 
 

@@ -4,23 +4,16 @@ import datetime as dt
 import sqlalchemy as sa
 
 from callrec_plugin import audit, clock
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.extension import db_session
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.holds import _release, active_complaint_holds, place_holds
 from callrec_plugin.models import ComplaintLink, HoldKind, Recording, RecordingStatus
 from callrec_plugin.roles import COMPLAINT_HANDLER, MONITORING_ROLES
-from callrec_plugin.scoping import recordings_in
+from callrec_plugin.scoping import complaint_in_practice, recordings_in  # noqa: F401 (re-exported)
 
 
 class EvidenceError(ValueError):
     """A call could not be attached or detached; the message says why."""
-
-
-def complaint_in_practice(actor, complaint_ref):
-    summary = get_state().pm.hook.callrec_complaint_summary(complaint_ref=complaint_ref)
-    if summary is None or str(summary.get("practice_ref")) != actor.practice_ref:
-        return None
-    return summary
 
 
 def handles(actor, complaint):

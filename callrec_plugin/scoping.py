@@ -1,4 +1,5 @@
-"""Every query that returns recordings starts here, scoped to one practice.
+"""Every query that returns recordings starts here, scoped to one practice; so does every lookup of
+the host's patients and complaints.
 
 Another practice's recording and a missing one must look the same to the user: both are 404.
 """
@@ -6,7 +7,7 @@ import sqlalchemy as sa
 from flask import abort
 
 from callrec_plugin import audit
-from callrec_plugin.extension import db_session
+from callrec_plugin.extension import db_session, get_state
 from callrec_plugin.models import Recording
 
 
@@ -32,3 +33,15 @@ def recording_or_404(actor, recording_id, action):
         db_session().commit()
         abort(404)
     return recording
+
+
+def patient_in_practice(actor, patient_ref):
+    """The host's summary of the patient if they belong to the actor's practice, else None."""
+    summary = get_state().pm.hook.callrec_patient_summary(patient_ref=patient_ref) if patient_ref else None
+    return summary if summary and str(summary.get("practice_ref")) == actor.practice_ref else None
+
+
+def complaint_in_practice(actor, complaint_ref):
+    """The host's summary of the complaint if it belongs to the actor's practice, else None."""
+    summary = get_state().pm.hook.callrec_complaint_summary(complaint_ref=complaint_ref) if complaint_ref else None
+    return summary if summary and str(summary.get("practice_ref")) == actor.practice_ref else None

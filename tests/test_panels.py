@@ -102,3 +102,13 @@ def test_anonymous_users_are_sent_to_login(app, db_session):
     recording = add_recording(db_session)
     response = app.test_client().get(f"/callrec/recordings/{recording.id}")
     assert response.status_code in (302, 401)
+
+
+def test_patient_panel_is_empty_for_another_practices_patient(app, db_session, login):
+    add_recording(db_session, patient_ref="pat1")
+    db_session.add(PatientObjection(practice_ref="pA", patient_ref="pat1", recorded_by_ref="reception"))
+    db_session.commit()
+    # The test host serves any patient page; callrec must still show nothing of another practice.
+    page = login("receptionB").get("/patients/pat1").get_data(as_text=True)
+    assert "callrec-panel" not in page and "objected" not in page.lower()
+    assert "callrec-panel" in login("reception").get("/patients/pat1").get_data(as_text=True)

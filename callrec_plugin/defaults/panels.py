@@ -2,11 +2,10 @@
 from flask import current_app, url_for
 from markupsafe import Markup
 
-from callrec_plugin.forms import ObjectionForm
+from callrec_plugin.evidence import handles
+from callrec_plugin.forms import DetachForm, ObjectionForm
 from callrec_plugin.hooks import hookimpl
 from callrec_plugin.identity import actor_for, current_actor
-from callrec_plugin.evidence import complaint_in_practice, handles
-from callrec_plugin.forms import DetachForm
 from callrec_plugin.panels import (
     complaint_calls,
     complaint_titles,
@@ -17,6 +16,7 @@ from callrec_plugin.panels import (
 )
 from callrec_plugin.policy import decide
 from callrec_plugin.roles import Action
+from callrec_plugin.scoping import complaint_in_practice, patient_in_practice
 
 
 def render_fragment(template_name, **context):
@@ -35,6 +35,8 @@ def callrec_slot_patient_panel(patient_ref, user):
     actor = _actor(user)
     if patient_ref is None or not decide(actor, Action.VIEW_METADATA):
         return None
+    if patient_in_practice(actor, str(patient_ref)) is None:
+        return None  # another practice's patient, or one the host does not know: nothing to show
     page = patient_calls(actor, str(patient_ref), requested_page())
     objection_form = None
     if decide(actor, Action.RECORD_OBJECTION):

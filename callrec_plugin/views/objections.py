@@ -2,21 +2,16 @@
 from flask import abort, flash, redirect
 
 from callrec_plugin import audit
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.extension import db_session
 from callrec_plugin.forms import ObjectionForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import PatientObjection
 from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
-from callrec_plugin.scoping import find_recording
+from callrec_plugin.scoping import find_recording, patient_in_practice
 from callrec_plugin.views import blueprint, login_required, submitted_or_400
 
 ROUTES = {"callrec.record_objection": Action.RECORD_OBJECTION}
-
-
-def _patient_in_practice(actor, patient_ref):
-    summary = get_state().pm.hook.callrec_patient_summary(patient_ref=patient_ref)
-    return summary if summary and str(summary.get("practice_ref")) == actor.practice_ref else None
 
 
 @blueprint.route("/patients/<patient_ref>/objections", methods=["POST"])
@@ -25,7 +20,7 @@ def record_objection(patient_ref):
     actor = current_actor()
     form = ObjectionForm(prefix="callrec-objection")
     submitted_or_400(form)
-    patient = _patient_in_practice(actor, patient_ref)
+    patient = patient_in_practice(actor, patient_ref)
     if patient is None:
         audit.record(Action.RECORD_OBJECTION, "denied", actor=actor, object_type="patient",
                      object_id=patient_ref[:64], reason="no such patient in the user's practice")

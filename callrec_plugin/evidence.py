@@ -8,19 +8,11 @@ from callrec_plugin.extension import db_session
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.holds import _release, active_complaint_holds, place_holds
 from callrec_plugin.models import ComplaintLink, HoldKind, Recording, RecordingStatus
-from callrec_plugin.roles import COMPLAINT_HANDLER, MONITORING_ROLES
 from callrec_plugin.scoping import complaint_in_practice, recordings_in  # noqa: F401 (re-exported)
 
 
 class EvidenceError(ValueError):
     """A call could not be attached or detached; the message says why."""
-
-
-def handles(actor, complaint):
-    """Owner and manager handle every complaint; a complaint handler those the host names them for."""
-    if actor.has_any(MONITORING_ROLES):
-        return True
-    return COMPLAINT_HANDLER in actor.roles and actor.ref in {str(h) for h in complaint.get("handler_refs", ())}
 
 
 def active_link(recording_id, complaint_ref):

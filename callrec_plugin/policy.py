@@ -3,7 +3,7 @@
 ``decide`` answers without side effects; ``authorize`` decides and writes the audit event. Views call
 ``authorize`` and nothing else makes access decisions.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from flask import current_app
@@ -16,6 +16,7 @@ from callrec_plugin.roles import (
     COMPLAINT_HANDLER,
     DPO,
     MANAGER,
+    MONITORING_ROLES,
     OWNER,
     PURPOSES,
     STAFF,
@@ -67,6 +68,7 @@ MIN_JUSTIFICATION_CHARS = 15
 class Decision:
     allowed: bool
     reason: str
+    event: object = None  # the audit event that recorded it (set by ``authorize``)
 
     def __bool__(self):
         return self.allowed
@@ -84,8 +86,8 @@ def purpose_matrix():
     return current_app.config["CALLREC_PURPOSE_MATRIX"] or DEFAULT_PURPOSE_MATRIX
 
 
-def decide(actor, action, recording=None, purpose=None, complaint_ref=None, justification=None):
-    """Answer whether actor may do action (on recording, for purpose). No side effects."""
+def decide(actor, action, recording=None, purpose=None, complaint_ref=None, justification=None, complaint=None):
+    """Answer whether actor may do action (on recording, for purpose, on the complaint's evidence). No side effects."""
     if not actor.authenticated:
         return deny("not signed in")
     if actor.practice_ref is None:
@@ -100,6 +102,8 @@ def decide(actor, action, recording=None, purpose=None, complaint_ref=None, just
         decision = _decide_purpose(actor, recording, purpose, complaint_ref, justification)
         if not decision:
             return decision
+    if action == Action.ATTACH and complaint is not None and not handles(actor, complaint):
+        return deny("the user does not handle this complaint")
     if _vetoed(actor, action, recording, purpose):
         return deny("refused by a callrec_permission plugin")
     return allow(f"{action} allowed" + (f" for purpose {purpose}" if purpose else ""))
@@ -165,6 +169,13 @@ def _check_handled_link(actor, recording, complaint_ref):
     return deny("the recording is not linked to a complaint the user handles")
 
 
+def handles(actor, complaint):
+    """Owner and manager handle every complaint; a complaint handler those the host names them for."""
+    if actor.has_any(MONITORING_ROLES):
+        return True
+    return COMPLAINT_HANDLER in actor.roles and actor.ref in {str(h) for h in complaint.get("handler_refs", ())}
+
+
 def linked_complaint_refs(recording_id):
     rows = db_session().scalars(
         sa.select(ComplaintLink.complaint_ref).where(
@@ -186,10 +197,10 @@ def _vetoed(actor, action, recording, purpose):
 
 
 def authorize(actor, action, recording=None, purpose=None, complaint_ref=None, justification=None,
-              object_type=None, object_id=None, patient_ref=None):
+              object_type=None, object_id=None, patient_ref=None, complaint=None):
     """Decide and audit. A denial is committed at once; an allow is flushed for the caller to commit."""
-    decision = decide(actor, action, recording, purpose, complaint_ref, justification)
-    audit.record(
+    decision = decide(actor, action, recording, purpose, complaint_ref, justification, complaint)
+    event = audit.record(
         action,
         "allowed" if decision else "denied",
         actor=actor,
@@ -203,4 +214,4 @@ def authorize(actor, action, recording=None, purpose=None, complaint_ref=None, j
     )
     if not decision:
         db_session().commit()
-    return decision
+    return replace(decision, event=event)

@@ -140,6 +140,7 @@ def test_export_permissions_requester_only_download_audit_and_expiry(app, db_ses
     assert ("export_ready", "done", "system") in summary
     assert summary.count(("export_download", "done", "owner")) == 2
     assert ("export_download", "denied", "manager") in summary
+    assert [e for e in summary if e[2] == "manager"] == [("export_download", "denied", "manager")]
 
     export = db_session.get(Export, export_id)
     export.expires_at = utcnow() - dt.timedelta(minutes=1)

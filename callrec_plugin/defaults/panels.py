@@ -2,7 +2,6 @@
 from flask import current_app, url_for
 from markupsafe import Markup
 
-from callrec_plugin.evidence import handles
 from callrec_plugin.forms import DetachForm, ObjectionForm
 from callrec_plugin.hooks import hookimpl
 from callrec_plugin.identity import actor_for, current_actor
@@ -65,7 +64,7 @@ def callrec_slot_complaint_panel(complaint_ref, patient_ref, user):
         return None
     rows = complaint_calls(actor, complaint["ref"])
     context = {"complaint": complaint, "complaint_ref": complaint["ref"], "rows": rows, "finder": None}
-    if decide(actor, Action.ATTACH) and handles(actor, complaint):
+    if decide(actor, Action.ATTACH, complaint=complaint):
         context["finder"] = evidence_finder(actor, complaint, patient_ref, {row.recording.id for row in rows})
         context["detach_form"] = DetachForm(prefix="callrec-detach")
     return render_fragment("callrec/complaint_panel.html", **context)

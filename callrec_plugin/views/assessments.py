@@ -9,7 +9,7 @@ from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Assessment, AuditEvent, Recording
 from callrec_plugin.roles import MONITORING_ROLES, Action
 from callrec_plugin.scoping import recording_or_404
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, submitted_or_400
+from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
 
 ROUTES = {
     "callrec.assessments_page": Action.VIEW_ASSESSMENTS,
@@ -61,11 +61,12 @@ def assessments_page():
 def create_assessment(recording_id):
     actor = current_actor()
     form = AssessmentForm(prefix="callrec-assess")
-    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.ASSESS)
     allowed_or_403(actor, Action.ASSESS, recording)
+    submitted_or_400(form)
     if not recording.staff_user_ref:
-        abort(409, "This call has no member of staff on record, so it cannot be assessed.")
+        refused_409(actor, Action.ASSESS, "This call has no member of staff on record, so it cannot be assessed.",
+                    recording=recording)
     assessment = Assessment(recording_id=recording.id, practice_ref=recording.practice_ref,
                             staff_user_ref=recording.staff_user_ref, assessor_ref=actor.ref,
                             assessor_name=actor.name, outcome=form.outcome.data, notes=form.notes.data or "",
@@ -85,13 +86,13 @@ def create_assessment(recording_id):
 def respond_to_assessment(assessment_id):
     actor = current_actor()
     form = ResponseForm(prefix="callrec-response")
-    submitted_or_400(form)
     assessment = next((a for a in visible_assessments(actor) if a.id == assessment_id), None)
     if assessment is None or assessment.staff_user_ref != actor.ref:
         audit.record("assessment_response", "denied", actor=actor, object_type="assessment",
                      object_id=str(assessment_id), reason="only the member of staff assessed may respond")
         db_session().commit()
         abort(404)
+    submitted_or_400(form)
     assessment.response, assessment.responded_at = form.response.data.strip(), clock.now()
     audit.record("assessment_response", "done", actor=actor, object_type="assessment", object_id=str(assessment.id),
                  recording_id=assessment.recording_id)

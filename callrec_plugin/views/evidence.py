@@ -2,12 +2,12 @@
 from flask import abort, flash, redirect
 
 from callrec_plugin import audit
-from callrec_plugin.evidence import EvidenceError, complaint_in_practice, handles, link, unlink
+from callrec_plugin.evidence import EvidenceError, link, unlink
 from callrec_plugin.extension import db_session
 from callrec_plugin.forms import AttachForm, DetachForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.roles import Action
-from callrec_plugin.scoping import recording_or_404
+from callrec_plugin.scoping import complaint_in_practice, recording_or_404
 from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
 
 ROUTES = {"callrec.attach_call": Action.ATTACH, "callrec.detach_call": Action.ATTACH}
@@ -25,15 +25,11 @@ def _complaint_or_404(actor, complaint_ref):
 
 def _change(complaint_ref, form, change):
     actor = current_actor()
-    submitted_or_400(form)
     complaint = _complaint_or_404(actor, complaint_ref)
     recording = recording_or_404(actor, form.recording_id.data, Action.ATTACH)
-    allowed_or_403(actor, Action.ATTACH, recording, object_type="complaint", object_id=complaint_ref)
-    if not handles(actor, complaint):
-        audit.record(Action.ATTACH, "denied", actor=actor, recording=recording, object_type="complaint",
-                     object_id=complaint_ref, reason="the user does not handle this complaint")
-        db_session().commit()
-        abort(403, "Only the complaint's handler, the owner or the manager may change its evidence.")
+    allowed_or_403(actor, Action.ATTACH, recording, complaint=complaint, object_type="complaint",
+                   object_id=complaint_ref)
+    submitted_or_400(form)
     try:
         change(actor, recording, complaint)
     except EvidenceError as refusal:

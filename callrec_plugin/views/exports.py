@@ -9,7 +9,7 @@ from callrec_plugin import audit, exports, queueing
 from callrec_plugin.extension import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Export, utcnow
-from callrec_plugin.policy import authorize
+from callrec_plugin.policy import authorize, decide
 from callrec_plugin.roles import Action
 from callrec_plugin.forms import CallrecForm
 from callrec_plugin.views import blueprint, login_required
@@ -122,12 +122,13 @@ def export_page(export_id):
 def export_download(export_id):
     actor = current_actor()
     export = export_or_404(actor, export_id)
-    allowed(actor, object_type="export", object_id=export.id, patient_ref=export.patient_ref)
-    refusal = exports.download_refusal(actor, export)
+    about = dict(object_type="export", object_id=export.id, patient_ref=export.patient_ref)
+    # One audit event for the whole decision: the policy's role rule, then the bundle's own rules.
+    decision = decide(actor, Action.EXPORT)
+    refusal = exports.download_refusal(actor, export) if decision else (403, decision.reason)
     if refusal is not None:
         status, reason = refusal
-        audit.record("export_download", "denied", actor=actor, object_type="export", object_id=export.id,
-                     patient_ref=export.patient_ref, reason=reason)
+        audit.record("export_download", "denied", actor=actor, reason=reason, **about)
         db_session().commit()
         return refuse(status, reason)
     reader = exports.open_bundle(export)
@@ -136,8 +137,7 @@ def export_download(export_id):
     except Exception:
         reader.close()
         raise
-    audit.record("export_download", "done", actor=actor, object_type="export", object_id=export.id,
-                 patient_ref=export.patient_ref,
+    audit.record("export_download", "done", actor=actor, **about,
                  reason=f"{exports.KIND_LABELS.get(export.kind, export.kind)} downloaded ({length} bytes)")
     db_session().commit()
     response = Response(reader, mimetype="application/zip", direct_passthrough=True)

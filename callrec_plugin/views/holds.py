@@ -54,9 +54,10 @@ def _day(value):
 def place_hold():
     actor = current_actor()
     form = HoldForm(prefix="callrec-hold")
+    allowed_or_403(actor, Action.HOLD, object_type="holds", object_id=str(form.scope.data)[:64])
     if not form.validate_on_submit():
+        db_session().rollback()  # nothing was decided about a form that says nothing valid
         return _render(actor, form, 400)
-    allowed_or_403(actor, Action.HOLD, object_type="holds", object_id=form.scope.data)
     try:
         end = _day(form.end.data) + dt.timedelta(days=1) if form.end.data else None
         recordings = recordings_for_hold(actor, form.scope.data, (form.recording_id.data or "").strip(),
@@ -79,7 +80,6 @@ def place_hold():
 @login_required
 def release_hold(hold_id):
     actor = current_actor()
-    submitted_or_400(ConfirmForm())
     hold = db_session().scalar(sa.select(Hold).where(Hold.id == hold_id, Hold.practice_ref == actor.practice_ref))
     if hold is None:
         audit.record(Action.RELEASE, "denied", actor=actor, object_type="hold", object_id=str(hold_id),
@@ -87,6 +87,7 @@ def release_hold(hold_id):
         db_session().commit()
         abort(404)
     allowed_or_403(actor, Action.RELEASE, object_type="hold", object_id=str(hold.id))
+    submitted_or_400(ConfirmForm())
     try:
         released = approve_release(actor, hold)
     except HoldError as refusal:

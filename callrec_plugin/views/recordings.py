@@ -97,9 +97,8 @@ def create_grant(recording_id):
         page = render_template("callrec/recording.html", denial=decision.reason,
                                **_page_context(actor, recording, form))
         return page, 403
-    event = audit.record("grant_issued", "done", actor=actor, recording=recording, purpose=purpose,
-                         justification=justification or None, reason=f"{action} grant issued")
-    issue_grant(actor, recording, action, purpose, complaint_ref, justification, event.seq)
+    # The decision's audit event is the grant's: one event per grant, none per Range request.
+    issue_grant(actor, recording, action, purpose, complaint_ref, justification, decision.event.seq)
     db_session().commit()
     get_state().pm.hook.callrec_recording_played(recording_id=recording.id, user_ref=actor.ref, purpose=purpose)
     flash(f"You may listen for the purpose: {PURPOSES[purpose]}.", "callrec-info")

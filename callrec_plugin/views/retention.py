@@ -11,8 +11,8 @@ from callrec_plugin.forms import ConfirmForm, ErasureForm, ExtendRetentionForm, 
 from callrec_plugin.holds import holds_of
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import ErasureRequest, Hold, Recording, RecordingStatus, Tombstone
-from callrec_plugin.retention import eligibility, grace_period
 from callrec_plugin.policy import decide
+from callrec_plugin.retention import eligibility, grace_period
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import recording_or_404, recordings_in
 from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
@@ -80,9 +80,9 @@ def _back(recording):
 def extend_retention_view(recording_id):
     actor = current_actor()
     form = ExtendRetentionForm(prefix="callrec-extend")
-    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
+    submitted_or_400(form)
     until = dt.datetime.combine(form.retain_until.data, dt.time(23, 59, 59), dt.timezone.utc)
     try:
         extend_retention(actor, recording, until, form.reason.data)
@@ -98,9 +98,9 @@ def extend_retention_view(recording_id):
 def request_erasure_view(recording_id):
     actor = current_actor()
     form = ErasureForm(prefix="callrec-erasure")
-    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
+    submitted_or_400(form)
     try:
         request_erasure(actor, recording, form.reason.data)
     except RetentionError as refusal:
@@ -114,13 +114,16 @@ def request_erasure_view(recording_id):
 @login_required
 def approve_erasure_view(request_id):
     actor = current_actor()
-    submitted_or_400(ConfirmForm())
     erasure = db_session().scalar(sa.select(ErasureRequest).where(
         ErasureRequest.id == request_id, ErasureRequest.practice_ref == actor.practice_ref))
     if erasure is None:
+        audit.record(Action.CHANGE_RETENTION, "denied", actor=actor, object_type="erasure_request",
+                     object_id=str(request_id), reason="no such erasure request in the user's practice")
+        db_session().commit()
         abort(404)
     recording = recording_or_404(actor, erasure.recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
+    submitted_or_400(ConfirmForm())
     try:
         approve_erasure(actor, erasure, recording)
     except RetentionError as refusal:
@@ -135,9 +138,9 @@ def approve_erasure_view(request_id):
 def training_approval(recording_id):
     actor = current_actor()
     form = TrainingForm(prefix="callrec-training")
-    submitted_or_400(form)
     recording = recording_or_404(actor, recording_id, Action.APPROVE_TRAINING)
     allowed_or_403(actor, Action.APPROVE_TRAINING, recording)
+    submitted_or_400(form)
     approve = form.approve.data == "yes"
     recording.approved_for_training = approve
     recording.training_approved_by_ref = actor.ref if approve else None

@@ -99,7 +99,11 @@ def open_plaintext(recording, app=None):
     backend = storage_backend(app)
     data_key = keyring(app).unwrap(recording.wrapped_key, recording.key_id, recording.id)
     blob = backend.open_read(recording.storage_key)
-    return DecryptingReader(blob, data_key, recording.id, backend.size(recording.storage_key))
+    try:
+        return DecryptingReader(blob, data_key, recording.id, backend.size(recording.storage_key))
+    except BaseException:
+        blob.close()
+        raise
 
 
 def audio_response(recording, as_attachment=False):

@@ -7,8 +7,10 @@ from flask import Blueprint, abort, current_app
 
 from callrec_plugin import audit
 from callrec_plugin.audit import AuditWriteError, request_id
+from callrec_plugin.crypto import TamperedError
 from callrec_plugin.extension import db_session
 from callrec_plugin.identity import current_actor
+from callrec_plugin.keyring import KeyRingError
 from callrec_plugin.policy import authorize
 from callrec_plugin.security import render_error
 
@@ -59,6 +61,30 @@ def refused_409(actor, action, refusal, **audit_fields):
     audit.record(action, "denied", actor=actor, reason=str(refusal), **audit_fields)
     db_session().commit()
     abort(409, str(refusal))
+
+
+# What reading a stored recording or bundle raises when it cannot be served.
+UNREADABLE = (TamperedError, KeyRingError, FileNotFoundError)
+
+
+def unreadable_500(actor, action, damage, **audit_fields):
+    """Stored audio or a bundle is missing or failed its integrity check: nothing is served, the failure
+    is audited and logged, and the page says so (a tampered file must be noticed, not shown as a glitch)."""
+    db_session().rollback()
+    if isinstance(damage, FileNotFoundError):
+        reason = "the encrypted file is missing from storage"
+    elif isinstance(damage, KeyRingError):
+        reason = f"the file's key-encryption key is not available ({damage})"[:500]
+    else:
+        reason = f"the encrypted file failed its integrity check ({type(damage).__name__}: {damage})"[:500]
+    current_app.logger.error("callrec %s refused, request %s: %s", action, request_id(), reason)
+    audit.record(action, "failed", actor=actor, reason=reason, **audit_fields)
+    db_session().commit()
+    return render_error(500, "The file cannot be read",
+                        "The stored file is missing, its key is unavailable, or it failed its integrity check, so "
+                        "nothing was served. "
+                        f"This was written to the audit trail (reference {request_id()}); tell the practice "
+                        "manager or data protection lead.")
 
 
 def login_required(view):

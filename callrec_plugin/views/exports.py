@@ -12,7 +12,7 @@ from callrec_plugin.models import Export, utcnow
 from callrec_plugin.policy import authorize, decide
 from callrec_plugin.roles import Action
 from callrec_plugin.forms import CallrecForm
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import UNREADABLE, blueprint, login_required, unreadable_500
 from callrec_plugin.views.jobs import REFRESH_SECONDS, queue_unavailable, refresh_header, refuse
 
 ROUTES = {
@@ -131,9 +131,15 @@ def export_download(export_id):
         audit.record("export_download", "denied", actor=actor, reason=reason, **about)
         db_session().commit()
         return refuse(status, reason)
-    reader = exports.open_bundle(export)
+    try:
+        reader = exports.open_bundle(export)
+    except UNREADABLE as damage:
+        return unreadable_500(actor, "export_download", damage, **about)
     try:
         length = reader.length  # verifies the final segment: a damaged bundle is refused, not half-sent
+    except UNREADABLE as damage:
+        reader.close()
+        return unreadable_500(actor, "export_download", damage, **about)
     except Exception:
         reader.close()
         raise

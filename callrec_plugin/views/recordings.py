@@ -12,7 +12,7 @@ from callrec_plugin.playback import audio_response, issue_grant, recording_with_
 from callrec_plugin.policy import ACTION_ROLES, authorize
 from callrec_plugin.roles import PURPOSES, Action
 from callrec_plugin.scoping import recording_or_404
-from callrec_plugin.views import blueprint, login_required
+from callrec_plugin.views import UNREADABLE, blueprint, login_required, unreadable_500
 
 ROUTES = {
     "callrec.recording_page": Action.VIEW_METADATA,
@@ -116,7 +116,10 @@ def _stream(recording_id, action):
         db_session().commit()
         abort(403, "Choose a purpose on the recording page before listening.")
     # Audited once, when the grant was issued; Range requests within it are not events of their own.
-    return audio_response(recording, as_attachment=(action == Action.DOWNLOAD))
+    try:
+        return audio_response(recording, as_attachment=(action == Action.DOWNLOAD))
+    except UNREADABLE as damage:
+        return unreadable_500(actor, action, damage, recording=recording)
 
 
 @blueprint.route("/recordings/<recording_id>/audio")

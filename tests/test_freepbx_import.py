@@ -66,16 +66,18 @@ def test_import_tree_with_cdr_then_again_adds_nothing(app, db_session, tree):
     assert "CDR line 3" in first.output
     second = run_import(app, root, cdr)
     assert "imported 0, duplicates 5, skipped 4" in second.output
+    from_above = run_import(app, root.parent, cdr)  # the same calls seen from another folder
+    assert "imported 0, duplicates 5" in from_above.output, from_above.output
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Recording)) == 5
 
     by_ref = {r.source_ref: r for r in db_session.scalars(sa.select(Recording))}
-    inbound = by_ref["2026/11/02/in-01632960000-07700900001-20261102-093000-1762075800.11.wav"]
+    inbound = by_ref["in-01632960000-07700900001-20261102-093000-1762075800.11.wav"]
     assert inbound.patient_ref == "pat1" and inbound.direction == "inbound"
     assert inbound.started_at == dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.timezone.utc)  # GMT in November
     assert inbound.disposition == "ANSWERED" and inbound.duration_seconds == pytest.approx(4.0, abs=0.01)
-    outbound = by_ref["2026/11/02/out-907700900002-201-20261102-101500-1762078500.12.wav"]
+    outbound = by_ref["out-907700900002-201-20261102-101500-1762078500.12.wav"]
     assert outbound.direction == "outbound" and outbound.staff_extension == "201"
-    external = by_ref["2026/11/03/external-201-anonymous-20261103-120000-1762171200.14.mp3"]
+    external = by_ref["external-201-anonymous-20261103-120000-1762171200.14.mp3"]
     assert external.from_number == "withheld" and external.mime_type == "audio/mpeg"
 
 

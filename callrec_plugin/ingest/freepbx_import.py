@@ -4,6 +4,7 @@ Every file goes through the one ingest pipeline. The source ref is the file's pa
 importing the same tree again finds every call already there and adds nothing.
 """
 import datetime as dt
+import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -86,6 +87,13 @@ def _still_being_written(path, min_age_seconds, now):
     return age < min_age_seconds, age
 
 
+def source_ref(path):
+    """What makes an imported file the same call next time: its MixMonitor name, which holds the call's
+    date, time and uniqueid. Not its path, so importing the tree from another folder adds nothing."""
+    name = path.name
+    return name if len(name) <= 160 else "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
 def import_tree(root, practice_ref, cdr_path=None, timezone="Europe/London", outside_prefix="9", region="GB",
                 min_age_seconds=60):
     root = Path(root)
@@ -107,7 +115,7 @@ def import_tree(root, practice_ref, cdr_path=None, timezone="Europe/London", out
             continue
         try:
             with open(path, "rb") as audio:
-                result = ingest_audio(audio, practice_ref=practice_ref, source="freepbx", source_ref=relative,
+                result = ingest_audio(audio, practice_ref=practice_ref, source="freepbx", source_ref=source_ref(path),
                                       **_call_metadata(parsed, cdr.get(parsed.uniqueid), zone, outside_prefix, region))
         except IngestError as refusal:
             summary.counts["skipped"] += 1

@@ -75,6 +75,7 @@ def db_group():
 def plugins_command():
     """List loaded plugins and the hooks each implements."""
     state = get_state()
+    state.pm.check_pending()  # a misspelt hook in any plugin stops here, naming it
     for row in describe_plugins(state.pm):
         click.echo(f"{row['name']}: {', '.join(row['hooks']) or '(no hooks)'}")
     for name in state.failed_plugins:

@@ -20,6 +20,7 @@ class CallRecState:
     db: object
     failed_plugins: list = field(default_factory=list)
     cache: dict = field(default_factory=dict)  # derived from config (the key ring), rebuilt when it changes
+    plugins_checked: bool = False  # check_pending ran after the host registered its own plugins
 
     @property
     def session(self):
@@ -80,6 +81,15 @@ def _register_web(app):
     app.jinja_env.globals["callrec_menu_links"] = callrec_menu_links
     app.jinja_env.filters.update(FILTERS)
     install_security(app)
+
+    @app.before_request
+    def callrec_check_plugins():
+        # The host registers its integration after init_app: a misspelt hook there is caught here, at
+        # the first request, instead of being silently never called.
+        state = app.extensions["callrec"]
+        if not state.plugins_checked:
+            state.pm.check_pending()
+            state.plugins_checked = True
 
 
 def _register_cli(app, pm):

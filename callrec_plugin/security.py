@@ -29,9 +29,22 @@ def install_security(app):
                 response.headers.setdefault(name, value)
         return response
 
+    exempt_signed_api(app)
+
+    @app.before_request
+    def callrec_exempt_signed_api():
+        # Registered before a CSRFProtect set up after callrec, so its check already sees the exemption.
+        exempt_signed_api(app)
+
+
+SIGNED_API_VIEW = "callrec_plugin.views.ingest_api.ingest_recording"
+
+
+def exempt_signed_api(app):
+    """Exempt the HMAC-signed ingest API (and nothing else) from the host's CSRFProtect, whenever it was set up."""
     csrf = app.extensions.get("csrf")
     if csrf is not None:
-        csrf.exempt("callrec_plugin.views.ingest_api.ingest_recording")
+        csrf.exempt(SIGNED_API_VIEW)
 
 
 def render_error(status, title, message):

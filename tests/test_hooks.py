@@ -159,3 +159,42 @@ def test_plugins_command_lists_plugins_and_hooks(app):
     assert "callrec_plugin.defaults.panels: " in result.output
     assert "callrec_slot_patient_panel" in result.output
     assert "testhost: " in result.output and "callrec_user_roles" in result.output
+
+
+def test_a_host_plugin_with_a_misspelt_hook_is_caught_at_the_first_request(tmp_path):
+    from tests.hostapp import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'typo.db'}",
+                      "CALLREC_STORAGE_DIR": str(tmp_path / "storage")})
+
+    class HostTypo:
+        @hookimpl
+        def callrec_user_role(self, user):  # should be callrec_user_roles
+            return {"owner"}
+
+    app.extensions["callrec"].pm.register(HostTypo(), name="host_typo")  # after init_app, as hosts do
+    with pytest.raises(pluggy.PluginValidationError, match="callrec_user_role"):
+        app.test_client().get("/callrec/static/callrec.css")
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["callrec", "plugins"])
+    assert result.exit_code != 0 and "callrec_user_role" in str(result.exception)
+
+
+def test_init_app_skips_a_broken_entry_point_and_the_plugins_command_says_so(tmp_path, monkeypatch):
+    from tests.hostapp import create_app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = write_module(tmp_path, "callrec_test_broken_init", "raise ImportError('missing dependency abc')\n")
+    good = write_module(tmp_path, "callrec_test_good_init", GOOD_PLUGIN.replace("/good", "/good-init"))
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: [broken, good] if kw.get("group") == "callrec" else real(**kw))
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'ep.db'}",
+                      "CALLREC_STORAGE_DIR": str(tmp_path / "storage"), "CALLREC_LOAD_ENTRY_POINTS": True})
+    state = app.extensions["callrec"]
+    assert state.failed_plugins == ["callrec_test_broken_init"]
+    assert state.pm.get_plugin("callrec_test_good_init") is not None
+    with app.app_context():
+        output = app.test_cli_runner().invoke(args=["callrec", "plugins"]).output
+    assert "callrec_test_broken_init: FAILED TO LOAD" in output
+    assert "callrec_test_good_init: callrec_menu_links" in output

@@ -3,6 +3,7 @@ lawful erasure path, which needs a request and the approval of a second, differe
 from callrec_plugin import audit, clock
 from callrec_plugin.extension import db_session
 from callrec_plugin.forms import has_control_characters
+from callrec_plugin.holds import lock_active
 from callrec_plugin.models import ErasureRequest, RecordingStatus
 
 
@@ -13,6 +14,8 @@ class RetentionError(ValueError):
 def extend_retention(actor, recording, new_retain_until, reason):
     if not (reason or "").strip() or has_control_characters(reason):
         raise RetentionError("give the reason for keeping the call longer, in plain text")
+    if not lock_active([recording]):  # a purge that got there first has already destroyed the audio
+        raise RetentionError("the call has been purged")
     if new_retain_until <= recording.retain_until:
         raise RetentionError("retention can only be extended here; shortening needs the lawful erasure path")
     before = recording.retain_until

@@ -30,7 +30,7 @@ def place_holds(actor, recordings, kind, reason, external_reference=None, compla
     if not (reason or "").strip() or has_control_characters(reason + (external_reference or "")):
         raise HoldError("give the reason for the hold, in plain text")
     group, placed = new_id(), []
-    for recording in _lock_active(recordings):
+    for recording in lock_active(recordings):
         hold = Hold(recording_id=recording.id, practice_ref=recording.practice_ref, group_id=group, kind=kind,
                     complaint_ref=complaint_ref, reason=reason.strip(), external_reference=external_reference or None,
                     placed_by_ref=actor.ref, placed_at=clock.now())
@@ -42,7 +42,7 @@ def place_holds(actor, recordings, kind, reason, external_reference=None, compla
     return placed
 
 
-def _lock_active(recordings):
+def lock_active(recordings):
     """The recordings still active, locked until commit: a purge running now cannot delete a call
     while a hold is placed on it (on PostgreSQL the purge skips locked rows; SQLite serialises)."""
     ids = [recording.id for recording in recordings]

@@ -195,6 +195,20 @@ def test_retention_extends_but_never_silently_shortens(app, db_session, login):
                 {"callrec-extend-retain_until": "2040-01-01", "callrec-extend-reason": "x"}).status_code == 403
 
 
+def test_extending_a_call_that_a_purge_took_first_is_refused(app, db_session):
+    from callrec_plugin.erasure import RetentionError, extend_retention
+    from callrec_plugin.identity import Actor
+
+    owner = Actor(user=None, ref="owner", name="Owner", roles=frozenset({"owner"}), practice_ref="pA")
+
+    call = add_recording(db_session)
+    stale = db_session.get(Recording, call.id)
+    # The purge commits in another session between this request's lookup and its change.
+    db_session.execute(sa.update(Recording).where(Recording.id == call.id).values(status="purged"))
+    with pytest.raises(RetentionError, match="purged"):
+        extend_retention(owner, stale, stale.retain_until + dt.timedelta(days=30), "audit")
+
+
 def test_lawful_erasure_needs_a_second_person_and_holds_still_win(app, db_session, login):
     call = add_recording(db_session)
     owner, manager = login("owner"), login("manager")

@@ -23,13 +23,13 @@ $(VENV)/.installed-demo: $(BIN)/python setup.cfg pyproject.toml
 	touch $@
 
 services: $(VENV)/.installed-test
-	$(BIN)/python -m tests.services postgres redis
+	CALLREC_TEST_DATABASE_URL=$(CALLREC_TEST_DATABASE_URL) $(BIN)/python -m tests.services postgres redis
 
 test: services test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.installed-test
 	@echo "== callrec tests on SQLite =="
-	$(BIN)/python -m pytest
+	env -u CALLREC_TEST_DATABASE_URL $(BIN)/python -m pytest
 
 test-postgres: $(VENV)/.installed-test
 	@echo "== callrec tests on PostgreSQL ($(CALLREC_TEST_DATABASE_URL)) =="

@@ -1,4 +1,5 @@
 """The CallRec extension object: init_app, per-app state and the error messages for misuse."""
+import os
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -37,6 +38,7 @@ class CallRec:
     def init_app(self, app):
         _check_host(app)
         apply_defaults(app)
+        _check_storage_outside_static(app)
         pm, failed = make_plugin_manager(
             load_entry_points=app.config["CALLREC_LOAD_ENTRY_POINTS"],
             strict=app.config["CALLREC_STRICT_PLUGINS"],
@@ -68,6 +70,18 @@ def _check_host(app):
             "callrec needs Flask-Login on the host: call LoginManager().init_app(app) before CallRec(app). "
             "callrec reads current_user and never makes its own LoginManager."
         )
+
+
+def _check_storage_outside_static(app):
+    # Flask would serve anything under its static folder to anyone, bypassing the policy.
+    storage = os.path.realpath(app.config["CALLREC_STORAGE_DIR"])
+    for static in filter(None, [app.static_folder, *(bp.static_folder for bp in app.blueprints.values())]):
+        static = os.path.realpath(static)
+        if os.path.commonpath([storage, static]) == static:
+            raise CallRecSetupError(
+                f"CALLREC_STORAGE_DIR ({storage}) is inside the static folder {static}, which Flask serves to "
+                "anyone: put callrec's storage outside every static folder."
+            )
 
 
 def _register_web(app):

@@ -30,6 +30,19 @@ def reachable(host, port):
         return False
 
 
+def database_problem():
+    """None if the test database accepts a connection, else what went wrong (e.g. it does not exist)."""
+    import sqlalchemy as sa
+
+    url = os.environ.get("CALLREC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    try:
+        with sa.create_engine(url).connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # the driver's own words say best what is wrong
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
 def main(services):
     missing = []
     for service in services:
@@ -38,8 +51,13 @@ def main(services):
             missing.append(service)
             print(f"callrec tests need {service} at {host}:{port}, and nothing answers there.", file=sys.stderr)
             print(f"  start it with: {HOW_TO_START[service]}", file=sys.stderr)
+        elif service == "postgres" and (problem := database_problem()):
+            missing.append("the PostgreSQL test database")
+            print(f"PostgreSQL answers at {host}:{port} but the test database does not: {problem}", file=sys.stderr)
+            print("  create it with: createdb -h 127.0.0.1 -U postgres test "
+                  "(or set CALLREC_TEST_DATABASE_URL)", file=sys.stderr)
     if missing:
-        print(f"Not running: {', '.join(missing)}. Start it and run make test again.", file=sys.stderr)
+        print(f"Not available: {', '.join(missing)}. Start or create it and run make test again.", file=sys.stderr)
         return 2
     print(f"services up: {', '.join(services)}")
     return 0

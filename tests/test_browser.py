@@ -20,7 +20,10 @@ if not os.path.exists(CHROMIUM):
     pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}: apt-get install chromium",
                 allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
+if os.environ.get("CALLREC_REQUIRE_BROWSER"):
+    from playwright import sync_api  # CI: a missing playwright is a failure, not a skip
+else:
+    sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
 
 

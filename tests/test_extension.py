@@ -1,4 +1,6 @@
 """init_app: clear errors for misuse, every config key defaulted, state in app.extensions, CLI group."""
+import re
+from pathlib import Path
 import pytest
 from flask import Flask
 from flask_login import LoginManager
@@ -36,15 +38,39 @@ def test_missing_flask_login_is_named():
         CallRec(bare_host(with_login=False))
 
 
+# Environment variables, not config keys: each is documented where it is read.
+ENVIRONMENT_NAMES = {"CALLREC_KEYS", "CALLREC_APP_FACTORY", "CALLREC_TEST_KILL_AT"}
+
+
+def test_every_config_key_the_code_reads_has_a_default_and_a_readme_row():
+    package = Path(__file__).resolve().parent.parent / "callrec_plugin"
+    named = set()
+    for source in package.rglob("*.py"):
+        named |= set(re.findall(r"CALLREC_[A-Z0-9_]+", source.read_text()))
+    assert named - ENVIRONMENT_NAMES == set(DEFAULTS), "a CALLREC_* key is read without a default in config.py"
+    readme = (package.parent / "README.md").read_text()
+    assert [key for key in DEFAULTS if f"| `{key}` |" not in readme] == [], "config keys missing from the README"
+
+
 def test_every_config_key_gets_its_default_and_host_values_win():
     app = bare_host()
     app.config["CALLREC_RETENTION_DAYS"] = 200
     CallRec().init_app(app)
-    for key in DEFAULTS:
-        assert key in app.config
+    set_by_host_or_derived = {"CALLREC_RETENTION_DAYS", "CALLREC_LOAD_ENTRY_POINTS", "CALLREC_STORAGE_DIR"}
+    assert {key: app.config[key] for key in DEFAULTS if key not in set_by_host_or_derived} == \
+        {key: value for key, value in DEFAULTS.items() if key not in set_by_host_or_derived}
+    assert app.config["CALLREC_STORAGE_DIR"] == str(Path(app.instance_path) / "callrec-storage")
     assert app.config["CALLREC_RETENTION_DAYS"] == 200
     assert app.config["CALLREC_HOLD_GRACE_DAYS"] == 7
     assert app.config["CALLREC_URL_PREFIX"] == "/callrec"
+
+
+def test_storage_inside_a_static_folder_is_refused(tmp_path):
+    app = bare_host()
+    app.static_folder = str(tmp_path / "static")
+    app.config["CALLREC_STORAGE_DIR"] = str(tmp_path / "static" / "recordings")
+    with pytest.raises(CallRecSetupError, match="static folder"):
+        CallRec(app)
 
 
 def test_defaults_are_not_shared_between_apps():

@@ -220,6 +220,22 @@ def test_integrator_hooks_answer_from_the_host_tables(demo_app):
         assert hook.callrec_complaint_summary(complaint_ref="cmp-999") is None
 
 
+def test_an_objection_holds_on_a_shared_landline_too(demo_app):
+    from callrec_plugin.models import PatientObjection
+
+    hook = demo_app.extensions["callrec"].pm.hook
+    with demo_app.test_request_context():
+        mr, mrs = db.session.get(Patient, "pat-0007"), db.session.get(Patient, "pat-0008")
+        shared = mr.phones[1].e164
+        assert shared in {phone.e164 for phone in mrs.phones}
+        assert hook.callrec_should_record(phone_e164=shared, practice_ref="p1") is True
+        db.session.add(PatientObjection(practice_ref="p1", patient_ref="pat-0008", recorded_by_ref="reception"))
+        db.session.commit()
+        assert hook.callrec_should_record(phone_e164=shared, practice_ref="p1") is False
+        assert hook.callrec_should_record(phone_e164=mr.phones[0].e164, practice_ref="p1") is True  # his mobile
+        assert hook.callrec_should_record(phone_e164=shared, practice_ref="p2") is True
+
+
 def test_seed_is_idempotent_and_numbers_are_fictional(demo_app):
     with demo_app.app_context():
         assert seed_host_data(echo=lambda message: None) is False

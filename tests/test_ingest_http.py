@@ -137,3 +137,28 @@ def test_missing_parts_and_wrong_content_type(app, db_session):
     body = json.dumps(METADATA).encode()
     response = post(app.test_client(), body, "application/json")
     assert response.status_code in (400, 415) and "multipart" in response.json["error"]
+
+
+def test_a_large_upload_is_never_spooled_to_disk_and_held_once(app, db_session, monkeypatch):
+    import tempfile
+    import tracemalloc
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("plaintext audio would have been spooled to a temporary file")
+
+    for name in ("TemporaryFile", "NamedTemporaryFile", "SpooledTemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, no_disk)
+    body, content_type = multipart(wav_bytes(300.0, rate=8000), dict(METADATA, call_id="large-upload"))
+    client = app.test_client()
+    headers = signed_headers(SECRET, "pA", "POST", PATH, body)
+    headers["Content-Type"] = content_type
+    tracemalloc.start()
+    try:
+        response = client.post(PATH, data=body, headers=headers)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 201, response.json
+    assert len(body) > 4 * 2**20
+    # The test client's copy of the body, plus the audio part once (the body is hashed as it is parsed).
+    assert peak < 2 * len(body), f"peak {peak} for a {len(body)}-byte upload"  # was 2.6x with a copy of the body

@@ -163,17 +163,26 @@ def check_nonce(nonce: str | None) -> str:
     return nonce
 
 
-def check_body_digest(header_value: str | None, body: bytes) -> str:
-    """Require ``X-Callrec-Content-SHA256`` to equal the body's SHA-256; returns the hex digest."""
+def check_digest_header(header_value: str | None) -> str:
+    """The hex SHA-256 that ``X-Callrec-Content-SHA256`` claims for the body (lower case)."""
     if not header_value or not isinstance(header_value, str):
         raise SignatureError(f"missing {HEADER_CONTENT_SHA256}")
     claimed = header_value.strip().lower()
     if not _HEX64.fullmatch(claimed):
         raise SignatureError(f"{HEADER_CONTENT_SHA256} must be 64 hex digits")
-    actual = body_sha256(body)
+    return claimed
+
+
+def check_digest_matches(claimed: str, actual: str) -> str:
+    """Require the body's SHA-256 (``actual``, hex) to be the one claimed; returns it."""
     if not hmac.compare_digest(actual, claimed):
         raise SignatureError("request body does not match its SHA-256 header (altered or truncated upload)")
     return actual
+
+
+def check_body_digest(header_value: str | None, body: bytes) -> str:
+    """Require ``X-Callrec-Content-SHA256`` to equal the body's SHA-256; returns the hex digest."""
+    return check_digest_matches(check_digest_header(header_value), body_sha256(body))
 
 
 def signed_headers(

@@ -1,9 +1,11 @@
 """POST /callrec/api/recordings: a phone system uploads a call, signed with its practice's secret.
 
 Multipart body: ``audio`` (the recording) and ``metadata`` (JSON). Every answer is JSON. The upload
-is parsed in memory (bounded by CALLREC_MAX_AUDIO_BYTES), so no plaintext audio is spooled to disk.
+is parsed in memory as it arrives (bounded by CALLREC_MAX_AUDIO_BYTES), hashed on the way, so no
+plaintext audio is spooled to disk and the audio is held once.
 """
 import datetime as dt
+import hashlib
 import io
 import json
 import time
@@ -24,6 +26,7 @@ from callrec_plugin.views import blueprint
 ROUTES = {"callrec.ingest_recording": None}  # signed with the practice's HMAC secret, not a login
 
 MULTIPART_OVERHEAD = 1024 * 1024
+CHUNK = 64 * 1024
 
 
 class ApiRefusal(Exception):
@@ -46,22 +49,45 @@ def _secret(practice_ref):
     return secret
 
 
-def _read_body():
-    request.max_content_length = current_app.config["CALLREC_MAX_AUDIO_BYTES"] + MULTIPART_OVERHEAD
-    try:
-        return request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise ApiRefusal(413, "the upload is larger than the configured maximum audio size") from None
+class _HashingReader:
+    """Reads the request body for the multipart parser and hashes every byte on the way."""
+
+    def __init__(self, stream):
+        self._stream, self._sha256 = stream, hashlib.sha256()
+
+    def read(self, size=-1):
+        data = self._stream.read(size)
+        self._sha256.update(data)
+        return data
+
+    def readline(self, size=-1):
+        data = self._stream.readline(size)
+        self._sha256.update(data)
+        return data
+
+    def hexdigest_of_all(self):
+        while self.read(CHUNK):  # the parser may stop early (a body that is not multipart)
+            pass
+        return self._sha256.hexdigest()
 
 
-def _authenticate(practice_ref, body):
+def _signed_parts(practice_ref):
+    """The parsed form and files of a correctly signed request, else an ApiRefusal.
+
+    The body is hashed while it is parsed, so the audio is held in memory once (never on disk) and
+    nothing is stored before the digest and the signature are checked."""
     secret = _secret(practice_ref)
     headers = request.headers
     try:
         timestamp = signing.check_timestamp(headers.get(signing.HEADER_TIMESTAMP), time.time(),
                                             current_app.config["CALLREC_API_MAX_SKEW_SECONDS"])
         nonce = signing.check_nonce(headers.get(signing.HEADER_NONCE))
-        digest = signing.check_body_digest(headers.get(signing.HEADER_CONTENT_SHA256), body)
+        claimed = signing.check_digest_header(headers.get(signing.HEADER_CONTENT_SHA256))
+    except signing.SignatureError as exc:
+        raise ApiRefusal(401, str(exc)) from None
+    form, files, actual = _parse_hashing()
+    try:
+        digest = signing.check_digest_matches(claimed, actual)
     except signing.SignatureError as exc:
         raise ApiRefusal(401, str(exc)) from None
     path = request.script_root + request.path
@@ -69,6 +95,25 @@ def _authenticate(practice_ref, body):
                           headers.get(signing.HEADER_SIGNATURE, "")):
         raise ApiRefusal(401, "bad signature: check the shared secret and the canonical string")
     _remember_nonce(practice_ref, nonce)
+    return form, files
+
+
+def _parse_hashing():
+    limit = current_app.config["CALLREC_MAX_AUDIO_BYTES"] + MULTIPART_OVERHEAD
+    request.max_content_length = limit  # before the body is touched (PITFALLS: set it before parsing)
+
+    def in_memory(total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+    try:
+        body = _HashingReader(request.stream)
+        parser = FormDataParser(stream_factory=in_memory, max_content_length=limit)
+        _, form, files = parser.parse(body, request.mimetype, request.content_length, request.mimetype_params)
+        return form, files, body.hexdigest_of_all()
+    except RequestEntityTooLarge:
+        raise ApiRefusal(413, "the upload is larger than the configured maximum audio size") from None
+    except ValueError as exc:
+        raise ApiRefusal(400, f"the multipart body could not be read: {exc}") from None
 
 
 def _remember_nonce(practice_ref, nonce):
@@ -83,15 +128,7 @@ def _remember_nonce(practice_ref, nonce):
         raise ApiRefusal(409, "this nonce was used before: the request is a replay") from None
 
 
-def _parse_multipart(body):
-    def in_memory(total_content_length, content_type, filename=None, content_length=None):
-        return io.BytesIO()
-
-    parser = FormDataParser(stream_factory=in_memory, max_content_length=len(body) + 1)
-    try:
-        _, form, files = parser.parse(io.BytesIO(body), request.mimetype, len(body), request.mimetype_params)
-    except ValueError as exc:
-        raise ApiRefusal(400, f"the multipart body could not be read: {exc}") from None
+def _audio_and_metadata(form, files):
     if request.mimetype != "multipart/form-data":
         raise ApiRefusal(415, "send multipart/form-data with parts 'audio' and 'metadata'")
     if "audio" not in files or "metadata" not in form:
@@ -135,9 +172,7 @@ def _text(data, name):
 def ingest_recording():
     practice_ref = request.headers.get(signing.HEADER_PRACTICE, "").strip()[:64] or None
     try:
-        body = _read_body()
-        _authenticate(practice_ref, body)
-        audio, metadata = _parse_multipart(body)
+        audio, metadata = _audio_and_metadata(*_signed_parts(practice_ref))
         result = ingest_audio(audio, practice_ref=practice_ref, **_metadata(metadata))
     except ApiRefusal as refusal:
         return _refuse(refusal.status, refusal.reason, practice_ref)

@@ -249,6 +249,24 @@ def test_seed_is_idempotent_and_numbers_are_fictional(demo_app):
     assert counts == {"p1": 34, "p2": 6}
 
 
+def test_the_seed_plans_300_calls_over_seven_months_in_both_practices(demo_app):
+    import datetime as dt
+
+    from examples.practice_host.seed import plan_calls
+
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+    with demo_app.app_context():
+        calls = plan_calls(300, now=now)
+    assert len(calls) == 300 and len({call.source_ref for call in calls}) == 300
+    ages = [(now - call.started_at) / dt.timedelta(days=1) for call in calls]
+    assert 0 < min(ages) and 200 <= max(ages) <= 7 * 31  # the last seven months, some past retention
+    assert sum(age > 183 for age in ages) >= 10 and sum(age <= 30 for age in ages) >= 30
+    assert {call.practice_ref for call in calls} == {"p1", "p2"}
+    assert {call.direction for call in calls} >= {"inbound", "outbound"}
+    assert sum(call.complaint_ref is not None for call in calls) >= 10
+    assert sum(call.patient_ref is not None for call in calls) > 200
+
+
 def test_cli_commands_exist(demo_app):
     runner = demo_app.test_cli_runner()
     result = runner.invoke(args=["seed", "--calls", "0"])

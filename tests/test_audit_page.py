@@ -38,10 +38,32 @@ def test_filters_narrow_the_trail_to_the_practice(app, trail, login):
     by_purpose = client.get("/callrec/audit?purpose=spot_check").get_data(as_text=True)
     assert "Management spot check" in by_purpose.split("<tbody>")[1]
     assert "no role may play" not in by_purpose
-    assert client.get(f"/callrec/audit?recording_id={trail.id}&patient_ref=pat1").status_code == 200
     assert client.get("/callrec/audit?from=not-a-date").status_code == 400
     empty = client.get("/callrec/audit?from=2001-01-01&to=2001-01-02").get_data(as_text=True)
     assert "<caption>0 events, newest first</caption>" in empty
+
+
+def test_recording_patient_and_date_filters_keep_exactly_the_matching_events(app, trail, login, db_session):
+    import datetime as dt
+
+    other_call = add_recording(db_session, patient_ref="pat2")
+    with app.test_request_context():
+        audit.record("play", "allowed", actor=OWNER, recording=other_call, purpose="compliance", reason="pat2 call")
+    db_session.commit()
+    dpo = login("dpo")
+
+    def reasons(query):
+        table = rows(dpo.get(f"/callrec/audit.csv?{query}"))
+        return sorted(row[table[0].index("reason")] for row in table[1:])
+
+    trail_reasons = sorted(["allowed", "no role may play", "'=HYPERLINK(\"http://evil\",\"x\")"])
+    assert reasons(f"recording_id={trail.id}") == trail_reasons
+    assert reasons("patient_ref=pat2") == ["pat2 call"]
+    assert reasons(f"recording_id={trail.id}&patient_ref=pat2") == []
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert len(reasons(f"from={today}&to={today}")) >= 4  # to= includes the whole day
+    assert reasons(f"from={today + dt.timedelta(days=1)}") == []
+    assert reasons(f"to={today - dt.timedelta(days=1)}") == []
 
 
 def test_csv_export_escapes_formulas_and_keeps_the_hash(app, trail, login):

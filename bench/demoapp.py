@@ -1,9 +1,23 @@
 """The demo practice host in a scratch directory, for benchmarks that need the whole stack."""
+import contextlib
 import datetime as dt
 import io
 import os
+import shutil
 import tempfile
 
+TMPFS = "/dev/shm"
+
+
+def scratch_base():
+    """Where CPU-bound figures keep their files: CALLREC_BENCH_DIR, else tmpfs (so a figure measures the
+    pipeline and not the disk), else the default temporary directory."""
+    return os.environ.get("CALLREC_BENCH_DIR") or (TMPFS if os.path.isdir(TMPFS) else None)
+
+
+def where(directory):
+    """The kind of place ``directory`` is on, for a figure's label: tmpfs or disk."""
+    return "tmpfs" if os.path.realpath(directory).startswith(TMPFS + os.sep) else "disk"
 
 
 def bench_database_url(default_sqlite_path):
@@ -24,13 +38,38 @@ def engine_options(database_url):
     return {"connect_args": {"options": "-csearch_path=callrec_bench"}}
 
 
-def make_demo_app(state_dir=None, database_url=None):
+@contextlib.contextmanager
+def demo_app(prefix="callrec-bench-", base=None, database_url=None):
+    """(app, state directory) of a fresh demo host; the directory (database, keys, blobs, audio files) is
+    removed afterwards, whatever happens, so no figure leaves gigabytes behind in /tmp or /dev/shm."""
+    state = tempfile.mkdtemp(prefix=prefix, dir=base)
+    app = None
+    try:
+        app, _ = make_demo_app(state, database_url or bench_database_url(os.path.join(state, "bench.db")))
+        yield app, state
+    finally:
+        if app is not None:
+            _dispose(app)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _dispose(app):
+    """Close the app's database connections (SQLite keeps its file open otherwise)."""
+    from examples.practice_host.models import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def make_demo_app(state_dir, database_url=None):
+    """The demo host with its state in ``state_dir`` (the caller removes it: see demo_app)."""
     from callrec_plugin import migrate
     from examples.practice_host import create_app
     from examples.practice_host.models import db
     from examples.practice_host.seed import seed_host_data
 
-    state = state_dir or tempfile.mkdtemp(prefix="callrec-bench-")
+    state = state_dir
     database_url = database_url or f"sqlite:///{os.path.join(state, 'bench.db')}"
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": database_url,

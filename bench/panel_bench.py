@@ -1,11 +1,10 @@
 """The patient page with callrec's panel against the same host page without it, for a patient with
 500 calls in a table of 10⁶ (bulk-inserted with one INSERT … SELECT)."""
-import os
 
 import sqlalchemy as sa
 from markupsafe import Markup
 
-from bench.demoapp import bench_database_url, make_demo_app, signed_in_client
+from bench.demoapp import demo_app, signed_in_client
 from bench.timing import Row, side_by_side
 
 COLUMNS = ("id, practice_ref, patient_ref, direction, started_at, duration_seconds, external_number, staff_name, "
@@ -36,10 +35,11 @@ def _bulk_insert(connection, count, patient_ref, prefix):
 
 
 def run(rows=10**6, patient_calls=500, repeat=30):
-    import tempfile
+    with demo_app(prefix="callrec-panel-bench-") as (app, _state):
+        return _run(app, rows, patient_calls, repeat)
 
-    state = tempfile.mkdtemp(prefix="callrec-panel-bench-")
-    app, _ = make_demo_app(state, bench_database_url(os.path.join(state, "bench.db")))
+
+def _run(app, rows, patient_calls, repeat):
     from examples.practice_host.models import Patient, db
 
     with app.app_context():

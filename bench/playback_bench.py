@@ -10,7 +10,7 @@ from flask_login import login_required
 from werkzeug.test import EnvironBuilder
 
 from bench.audio_files import write_wav
-from bench.demoapp import ingest, make_demo_app, signed_in_client, staff
+from bench.demoapp import demo_app, ingest, signed_in_client, staff
 from bench.timing import Row, mib_per_s, side_by_side
 from callrec_plugin import crypto
 
@@ -32,8 +32,7 @@ def _aes_reference(blob, data_key, recording_id):
     return run
 
 
-def _setup(size):
-    app, state = make_demo_app()
+def _setup(app, state, size):
     plain = write_wav(os.path.join(state, "plain.wav"), size)
     with open(plain, "rb") as source:
         recording_id = ingest(app, source.read(), "bench-playback")
@@ -93,7 +92,12 @@ def _count_segments(app, client, url, headers):
 
 
 def run(size=32 * 2**20, range_requests=40):
-    app, client, recording_id, data_key, blob, size = _setup(size)
+    with demo_app() as (app, state):
+        return _run(app, state, size, range_requests)
+
+
+def _run(app, state, size, range_requests):
+    app, client, recording_id, data_key, blob, size = _setup(app, state, size)
     url = f"/callrec/recordings/{recording_id}/audio"
     ours, aes = side_by_side(_wsgi_iteration(app, client, url, size), _aes_reference(blob, data_key, recording_id), 3)
     rows = [Row("playback, whole file, WSGI iteration", mib_per_s(size, ours), f"AES-GCM {mib_per_s(size, aes)}",

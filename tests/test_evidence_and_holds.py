@@ -232,6 +232,11 @@ def test_retention_page_reports_due_held_and_purged(app, db_session, login):
     held = add_recording(db_session, started_at=now - dt.timedelta(days=200))
     db_session.add(Hold(recording_id=held.id, practice_ref="pA", kind="investigation", reason="ongoing",
                         placed_by_ref="owner"))
+    later = add_recording(db_session, started_at=now - dt.timedelta(days=165))  # due in 18 days
+    add_recording(db_session, started_at=now - dt.timedelta(days=100))  # due in months: on no list
+    regulator = add_recording(db_session, started_at=now - dt.timedelta(days=20))
+    db_session.add(Hold(recording_id=regulator.id, practice_ref="pA", kind="regulator", reason="CQC",
+                        placed_by_ref="owner"))
     db_session.add(Tombstone(recording_id="gone1", practice_ref="pA", started_at=now - dt.timedelta(days=250),
                              retain_until=now - dt.timedelta(days=67), purged_at=dt.datetime(2026, 5, 3, tzinfo=dt.timezone.utc),
                              reason="retention expired"))
@@ -240,7 +245,11 @@ def test_retention_page_reports_due_held_and_purged(app, db_session, login):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "To be deleted in the next 7 days: 1" in page and due.id in page
+    thirty = page.split("To be deleted in the next 30 days: ", 1)[1].split("</table>", 1)[0]
+    assert thirty.startswith("2") and due.id in thirty and later.id in thirty  # the 7 days are within the 30
     assert "Past retention but kept by a hold: 1" in page and held.id in page
+    by_kind = page.split("Calls held, by kind of hold", 1)[1].split("</table>", 1)[0]
+    assert "<td>Investigation</td><td>1</td>" in by_kind and "<td>Regulator</td><td>1</td>" in by_kind
     assert "<td>2026-05</td><td>1</td>" in page
     assert login("reception").get("/callrec/retention").status_code == 403
 

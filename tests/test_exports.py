@@ -253,3 +253,21 @@ def test_bundle_memory_stays_flat_as_the_bundle_grows(app, db_session):
         tracemalloc.stop()
     assert peaks[1] < peaks[0] + 1024 * 1024, peaks  # 16 MiB more audio, under 1 MiB more memory
     assert peaks[1] < 4 * 1024 * 1024, peaks
+
+
+def test_a_built_bundle_is_encrypted_at_rest(app, db_session, login):
+    from callrec_plugin.crypto import MAGIC
+
+    add_calls(db_session, js.Blobs(app), "pat1", 3)
+    owner = login("owner")
+    export_id = js.request_bundle(owner, app, "pat1")
+    export = db_session.get(Export, export_id)
+    stored = os.path.join(app.config["CALLREC_STORAGE_DIR"], *export.storage_key.split("/"))
+    with open(stored, "rb") as blob:
+        assert blob.read(len(MAGIC)) == MAGIC
+    for folder, _, files in os.walk(app.config["CALLREC_STORAGE_DIR"]):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as blob:
+                data = blob.read()
+            assert b"PK\x03\x04" not in data and b"manifest.json" not in data and b"RIFF" not in data, name
+    assert bundle_of(owner, export_id)[:4] == b"PK\x03\x04"  # and it decrypts to the ZIP

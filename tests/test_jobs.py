@@ -166,12 +166,53 @@ def test_a_job_whose_worker_died_is_queued_again_then_given_up(app, db_session, 
     assert "stopped responding" in db_session.get(Job, dead.id).error
 
 
-def test_kill_points_do_nothing_unless_the_test_variable_is_set(monkeypatch):
-    monkeypatch.delenv(jobs.KILL_ENV, raising=False)
-    jobs.kill_point("after_commit")
-    monkeypatch.setenv(jobs.KILL_ENV, "after_commit:1000")
-    jobs.kill_point("after_commit")  # only the 1000th pass would kill
+KILL_SCRIPT = """
+import sys
+from callrec_plugin import jobs
+for n in range(1, 4):
     jobs.kill_point("other_point")
+    jobs.kill_point("after_commit")
+    print(f"passed {n}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("spec,passes,killed", [
+    (None, 3, False),                  # unset, as in production: no effect
+    ("after_commit:2", 1, True),       # the second pass of that point dies by SIGKILL
+    ("after_commit:1000", 3, False),   # never reached
+    ("elsewhere:1", 3, False),         # another point
+])
+def test_kill_points_kill_only_at_the_named_pass(spec, passes, killed):
+    import os
+    import signal
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k not in (jobs.KILL_ENV, "RQ_JOB_ID")}
+    if spec:
+        environment[jobs.KILL_ENV] = spec
+    result = subprocess.run([sys.executable, "-c", KILL_SCRIPT], env=environment, capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.split("\n")[:-1] == [f"passed {n}" for n in range(1, passes + 1)]
+    assert result.returncode == (-signal.SIGKILL if killed else 0), result.stderr
+
+
+def test_a_job_redis_lost_is_enqueued_again_by_the_scheduler(app, db_session, queue_name, redis_conn):
+    from rq.job import Job as RQJob
+
+    with_redis(app, queue_name)
+    job = queueing.submit("reconcile", requested_by_ref="test")
+    lost = job.rq_job_id
+    redis_conn.delete(f"rq:job:{lost}", f"rq:queue:{queue_name}")  # Redis restarted without its data
+    assert not queueing.rq_job_alive(redis_conn, lost)
+    later = utcnow() + dt.timedelta(seconds=queueing.REQUEUE_MIN_AGE_SECONDS + 1)
+    assert queueing.scheduler_tick(now=later)["enqueued"] == 1
+    db_session.expire_all()
+    again = db_session.get(Job, job.id)
+    assert again.status == "queued" and again.rq_job_id != lost
+    assert RQJob.fetch(again.rq_job_id, connection=redis_conn).args == (job.id,)
+    assert again.rq_job_id in redis_conn.lrange(f"rq:queue:{queue_name}", 0, -1) or \
+        again.rq_job_id.encode() in redis_conn.lrange(f"rq:queue:{queue_name}", 0, -1)
+    assert queueing.scheduler_tick(now=later)["enqueued"] == 0  # alive now: not enqueued twice
 
 
 def test_a_worker_needs_the_app_factory_to_find_the_host(monkeypatch):

@@ -163,6 +163,7 @@ def _mark_purged(session, ids, now):
         .returning(Recording.id, Recording.practice_ref)
         .execution_options(synchronize_session=False)
     ).all()
+    kill_point("before_purged_commit")
     session.commit()
     return [(row[0], row[1]) for row in rows]
 
@@ -214,6 +215,7 @@ def _destroy_keys(session, now, grace, batch_size, rejected, job_id, done):
     if not going:
         session.rollback()
         return False, []
+    kill_point("after_recheck")
     changed = session.execute(
         sa.update(Recording)
         .where(Recording.id.in_(list(going)), Recording.status == RecordingStatus.ACTIVE)
@@ -231,6 +233,7 @@ def _destroy_keys(session, now, grace, batch_size, rejected, job_id, done):
          "started_at": r.started_at, "retain_until": r.retain_until, "purged_at": now, "reason": TOMBSTONE_REASON}
         for r, _ in chosen
     ])
+    kill_point("after_tombstones")
     audit.record_many(session, [
         _system_event("purge", "done", f"{TOMBSTONE_REASON} ({answer.reason}); data key destroyed, tombstone written",
                       r.id, r.practice_ref, r.patient_ref)
@@ -261,6 +264,7 @@ def purge(now=None, batch_size=None, job_id=None, max_batches=None, on_batch=Non
         total = session.scalar(sa.select(sa.func.count()).select_from(eligible_for_purge(now, grace).subquery()))
         heartbeat(job_id, done=0, total=total, commit=True)
     session.commit()
+    kill_point("after_start")
     rejected = {}
     while max_batches is None or report.batches < max_batches:
         outcome = _with_lock_retries(
@@ -279,6 +283,7 @@ def purge(now=None, batch_size=None, job_id=None, max_batches=None, on_batch=Non
         report.purged += len(chosen)
         report.purged_ids.extend(rid for rid, _, _ in chosen)
         _fire_purged(changed)
+        kill_point("after_hooks")
         if on_batch is not None:
             on_batch(report)
     report.rejected = rejected
@@ -286,6 +291,7 @@ def purge(now=None, batch_size=None, job_id=None, max_batches=None, on_batch=Non
         log.info("purge: %d recordings kept by the re-check under the lock: %s", len(rejected),
                  ", ".join(f"{k} ({v})" for k, v in list(rejected.items())[:20]))
     log.info("purge: %s", report.summary())
+    kill_point("purge_done")
     return report
 
 

@@ -1,111 +1,119 @@
 """Purge: the retention state machine extended with "run purge", statements per batch, reconciler, dry run.
 
-The machine ingests recordings (metadata rows and small real CRE1 blobs), places and releases holds,
-moves the clock, runs the purge (sometimes interrupted at a named point, as a crash would) and checks:
-no held, unexpired or in-grace recording is ever purged; every eligible one is purged by the next
-complete run; every purge leaves exactly one tombstone and one audit event, no data key and no blob.
+``RetentionWithPurge`` is the retention machine of tests/test_retention_machine.py (ingest, link,
+unlink, place hold, release with and without the second approver, close complaint, advance clock,
+extend retention) with every recording given a small real CRE1 blob, plus two rules: run the purge
+(the function the purge job runs), and run it killed at a named point, as SIGKILL would. After every
+step: no held, unexpired or in-grace recording is ever purged; after a complete run every recording
+eligible at that moment is purged; every purge leaves exactly one tombstone and one audit event, no
+data key and (once finished) no blob; retain_until never decreases (the retention machine's checks).
 """
 import datetime as dt
 import os
+import shutil
 import time
 
 import pytest
 import sqlalchemy as sa
 from flask import current_app
 from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from callrec_plugin import audit, purge
-from callrec_plugin.models import AuditEvent, Hold, Recording, Tombstone, new_id, utcnow
+from callrec_plugin import audit, clock, purge
+from callrec_plugin.models import AuditEvent, Hold, Recording, RecordingStatus, Tombstone, new_id, utcnow
 from tests import hostapp
 from tests import jobs_support as js
-from tests.conftest import empty_tables
+from tests.factories import add_recording
+from tests.test_retention_machine import GRACE, Retention
 
-START = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
-GRACE = dt.timedelta(days=7)
-CRASH_POINTS = ("after_lock", "before_commit", "after_commit", "mid_delete", "after_delete", "after_purged")
+# Every kill point of a purge run, in the order a run meets them (see callrec_plugin/purge.py).
+CRASH_POINTS = ("reconcile_delete", "after_start", "after_lock", "after_recheck", "after_key_destroyed",
+                "after_tombstones", "before_commit", "after_commit", "mid_delete", "after_delete",
+                "before_purged_commit", "after_purged", "after_hooks", "purge_done")
 
 
 class Crash(BaseException):
     """Stands for SIGKILL inside the process: nothing after the point runs, nothing is tidied."""
 
 
-class PurgeMachine(RuleBasedStateMachine):
+class RetentionWithPurge(Retention):
     def __init__(self):
         super().__init__()
-        self.session = hostapp.db.session
-        self.session.rollback()
-        empty_tables(self.session)
         self.blobs = js.Blobs(current_app)
-        self.now = START
-        self.retain = {}  # recording id -> retain_until
-        self.holds = {}  # hold id -> [recording id, released_at or None]
-        self.purged = set()
-        self.keys = {}  # recording id -> storage key
+        shutil.rmtree(self.blobs.root, ignore_errors=True)  # the previous example's blobs
+        self.storage_keys = {}  # recording id -> its blob
+        self.purged_at = {}  # recording id -> the `now` of the run that destroyed its key
+        self.eligible_at_last_run = set()  # every recording eligible when the last complete run ended
 
-    # -- the model --
-
-    def expected_eligible(self, recording_id):
-        mine = [released for rid, released in self.holds.values() if rid == recording_id]
-        if any(released is None for released in mine):
-            return False
-        return self.now >= max([self.retain[recording_id]] + [released + GRACE for released in mine])
-
-    def active_ids(self):
-        return sorted(self.session.scalars(sa.select(Recording.id).where(Recording.status == "active")))
-
-    # -- rules --
-
-    @rule(days_ago=st.integers(0, 220), retention_days=st.sampled_from([183, 183, 30, 400]))
-    def ingest(self, days_ago, retention_days):
-        started = self.now - dt.timedelta(days=days_ago, minutes=len(self.retain))
-        row = js.recording_row(started, retention=dt.timedelta(days=retention_days))
-        row.update(self.blobs.write(row["id"]))
-        self.session.execute(sa.insert(Recording), [row])
+    def new_recording(self, started):
+        recording = add_recording(self.session, started_at=started, retain_until=started + dt.timedelta(days=183))
+        blob = self.blobs.write(recording.id)
+        for name, value in blob.items():
+            setattr(recording, name, value)
         self.session.commit()
-        self.retain[row["id"]] = row["retain_until"]
-        self.keys[row["id"]] = row["storage_key"]
+        self.storage_keys[recording.id] = blob["storage_key"]
+        return recording
 
-    @precondition(lambda self: len(self.purged) < len(self.retain))
-    @rule(index=st.integers(0, 200), kind=st.sampled_from(["investigation", "regulator", "complaint"]))
-    def place_hold(self, index, kind):
-        active = self.active_ids()  # holds are placed on active recordings only (holds.place_holds)
-        if not active:
-            return
-        recording_id = active[index % len(active)]
-        hold = Hold(recording_id=recording_id, practice_ref="pA", kind=kind, reason="machine", placed_by_ref="owner",
-                    placed_at=self.now)
-        self.session.add(hold)
-        self.session.commit()
-        self.holds[hold.id] = [recording_id, None]
+    def due(self):
+        """The model's answer: recordings a purge now must take."""
+        return {rid for rid in self.ids if self.expected_eligible(rid)}
 
-    @precondition(lambda self: any(released is None for _, released in self.holds.values()))
-    @rule(index=st.integers(0, 200))
-    def release_hold(self, index):
-        active = sorted(hold_id for hold_id, (_, released) in self.holds.items() if released is None)
-        hold_id = active[index % len(active)]
-        self.session.execute(sa.update(Hold).where(Hold.id == hold_id).values(released_at=self.now,
-                                                                               released_by_ref="manager"))
-        self.session.commit()
-        self.holds[hold_id][1] = self.now
+    def _gone_now(self, ids):
+        for rid in ids:
+            self.gone.add(rid)
+            self.purged_at.setdefault(rid, self.now)
 
-    @rule(days=st.integers(0, 90), hours=st.integers(0, 23))
-    def advance_clock(self, days, hours):
-        self.now += dt.timedelta(days=days, hours=hours)
+    def purge_after(self, recording_id):
+        """The model's earliest moment the recording may go; None while held or once gone."""
+        mine = [h for h in self.holds.values() if h["recording"] == recording_id]
+        if recording_id in self.gone or any(h["released"] is None for h in mine):
+            return None
+        return max([self.retain[recording_id]] + [h["released"] + GRACE for h in mine])
+
+    @initialize(start=st.lists(st.tuples(st.integers(0, 220), st.sampled_from([None, "held", "released"])),
+                               min_size=1, max_size=4))
+    def some_recordings(self, start):
+        """A few recordings from the start, some held and some in the grace period of a hold released
+        just now (through the real holds API), so most examples have something to purge, keep or wait for."""
+        self.start_clock()  # initialize rules run in any order; holds must be placed on the machine's clock
+        for days_ago, hold in start:
+            self.ingest(days_ago)
+            if hold is not None:
+                self.place_hold(len(self.ids) - 1, "investigation")
+            if hold == "released":
+                self.release_hold(self.open_placed_holds().index(max(self.holds)), second_approver=True)
+
+    @precondition(lambda self: self.ids)
+    @rule(offset=st.sampled_from([-dt.timedelta(microseconds=1), dt.timedelta(0), dt.timedelta(hours=1)]),
+          then_purge=st.booleans(), batch_size=st.sampled_from([1, 3, 500]))
+    def advance_clock_to_the_next_expiry(self, offset, then_purge, batch_size):
+        """To just before, exactly at, or just after the next moment a recording becomes eligible
+        (retention ending, or a released hold's grace ending), the boundaries a purge must respect;
+        and maybe run the purge there."""
+        upcoming = [after for after in map(self.purge_after, self.ids) if after is not None and after > self.now]
+        if upcoming and min(upcoming) + offset > self.now:
+            self.now = min(upcoming) + offset
+        if then_purge:
+            self.run_purge(batch_size)
 
     @rule(batch_size=st.sampled_from([1, 3, 500]))
     def run_purge(self, batch_size):
-        due = {rid for rid in self.retain if rid not in self.purged and self.expected_eligible(rid)}
+        due = self.due()
         report = purge.purge(now=self.now, batch_size=batch_size)
-        assert set(report.purged_ids) <= due
-        self.purged |= due
-        for rid in self.retain:
-            status = self.session.get(Recording, rid).status
-            assert status == ("purged" if rid in self.purged else "active"), (rid, status)
+        assert set(report.purged_ids) == due, "a purge run must take exactly the eligible recordings"
+        assert len(report.purged_ids) == len(due) and report.rejected == {}
+        self._gone_now(due)
+        self.eligible_at_last_run = set(self.gone)
+        self.session.expire_all()
+        statuses = dict(self.session.execute(sa.select(Recording.id, Recording.status)).all())
+        for rid in self.ids:
+            expected = RecordingStatus.PURGED if rid in self.gone else RecordingStatus.ACTIVE
+            assert statuses[rid] == expected, (rid, statuses[rid])
 
-    @precondition(lambda self: self.retain)
+    @precondition(lambda self: self.ids)
     @rule(point=st.sampled_from(CRASH_POINTS), nth=st.integers(1, 3), batch_size=st.sampled_from([1, 2, 500]))
-    def purge_killed_part_way(self, point, nth, batch_size):
+    def run_purge_killed(self, point, nth, batch_size):
+        due = self.due()
         passes = []
 
         def crash_at(name):
@@ -123,39 +131,69 @@ class PurgeMachine(RuleBasedStateMachine):
         finally:
             purge.kill_point = original
         self.session.expire_all()
-        touched = set(self.session.scalars(sa.select(Recording.id).where(Recording.status != "active")))
-        for rid in touched - self.purged:
-            assert self.expected_eligible(rid), f"{rid} was purged though not eligible"
-        self.purged |= touched  # its key is gone: the next run (or the reconciler) must finish it
+        touched = set(self.session.scalars(sa.select(Recording.id).where(Recording.status != RecordingStatus.ACTIVE)))
+        assert touched - self.gone <= due, f"purged though not eligible: {sorted(touched - self.gone - due)}"
+        self._gone_now(touched)  # their keys are gone: the next run (or the reconciler) must finish them
 
     # -- invariants --
 
     @invariant()
-    def nothing_kept_is_touched_and_every_purge_is_recorded_once(self):
+    def every_purge_is_lawful_recorded_once_and_complete(self):
         self.session.expire_all()
         rows = {r.id: r for r in self.session.scalars(sa.select(Recording))}
-        tombstones = set(self.session.scalars(sa.select(Tombstone.recording_id)))
+        tombstones = {}
+        for tombstone in self.session.scalars(sa.select(Tombstone)):
+            assert tombstone.recording_id not in tombstones, f"two tombstones for {tombstone.recording_id}"
+            tombstones[tombstone.recording_id] = tombstone
         events = dict(self.session.execute(
             sa.select(AuditEvent.recording_id, sa.func.count()).where(AuditEvent.action == "purge")
             .group_by(AuditEvent.recording_id)).all())
+        holds = {}
+        for hold in self.session.scalars(sa.select(Hold)):
+            holds.setdefault(hold.recording_id, []).append(hold)
+        assert set(tombstones) <= set(rows) and set(events) <= set(rows)
         for rid, row in rows.items():
-            if row.status == "active":
-                assert row.wrapped_key is not None and rid not in tombstones and rid not in events
+            if row.status == RecordingStatus.ACTIVE:
+                assert rid not in self.gone, f"{rid} should have been purged"
+                assert row.wrapped_key is not None and row.key_id is not None
+                assert rid not in tombstones and rid not in events, rid
                 assert self.blobs.exists(row.storage_key), f"active {rid} lost its blob"
-            else:
-                assert rid in self.purged, (rid, row.status)  # the rules check eligibility when it happens
-                assert row.wrapped_key is None and row.key_id is None
-                assert rid in tombstones and events.get(rid) == 1, rid
-            if row.status == "purged":
-                assert not self.blobs.exists(row.storage_key), f"purged {rid} kept its blob"
-        assert tombstones <= set(rows)
+                continue
+            assert rid in self.gone, (rid, row.status)  # the purge rules check eligibility when it happens
+            assert row.wrapped_key is None and row.key_id is None, f"{rid} is {row.status} but keeps its key"
+            assert rid in tombstones and events.get(rid) == 1, f"{rid}: one tombstone and exactly one audit event"
+            # lawful from the database's own record: past retention, no hold active, every grace over
+            when = tombstones[rid].purged_at
+            assert _aware(when) == self.purged_at[rid]
+            assert _aware(tombstones[rid].retain_until) <= _aware(when), f"{rid} purged before its retention ended"
+            for hold in holds.get(rid, []):
+                assert hold.released_at is not None, f"{rid} purged under an active {hold.kind} hold"
+                assert _aware(hold.released_at) + GRACE <= _aware(when), f"{rid} purged in the grace period"
+            if row.status == RecordingStatus.PURGED:
+                assert not self.blobs.exists(self.storage_keys[rid]), f"purged {rid} kept its blob"
+
+    @invariant()
+    def a_complete_run_leaves_nothing_eligible_behind(self):
+        if self.eligible_at_last_run:
+            left = self.session.scalars(sa.select(Recording.id).where(
+                Recording.id.in_(self.eligible_at_last_run), Recording.status != RecordingStatus.PURGED)).all()
+            assert not left, f"eligible at the last complete run but not purged: {left}"
 
 
-def test_purge_state_machine(app, db_session):
-    app.config["CALLREC_HOLD_GRACE_DAYS"] = 7
+def _aware(moment):
+    """SQLite gives back naive datetimes (UTC); PostgreSQL aware ones."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+STEPS = 10  # steps per example; 300 examples (see the runtimes in the commit message)
+
+
+def test_retention_state_machine_with_purge(app, db_session, monkeypatch):
+    assert app.config["CALLREC_HOLD_GRACE_DAYS"] == GRACE.days
+    monkeypatch.setattr(clock, "now", clock.now)  # the machine replaces it; monkeypatch restores it
     with app.test_request_context():
-        run_state_machine_as_test(PurgeMachine, settings=settings(
-            max_examples=150, stateful_step_count=25, deadline=None,
+        run_state_machine_as_test(RetentionWithPurge, settings=settings(
+            max_examples=300, stateful_step_count=STEPS, deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
     with app.app_context():
         assert audit.verify(hostapp.db.session).ok

@@ -1,11 +1,14 @@
 """Crash safety with real Redis and real `flask callrec worker` processes killed by SIGKILL.
 
 ~1,000 recordings (held, expired and unheld, in the grace period, active), each with a small real
-CRE1 blob. A worker is killed at 20 named points of a purge or a reconcile (CALLREC_TEST_KILL_AT makes
-the work horse SIGKILL its worker and itself there, like a power cut). After every kill nothing held or
-active is lost and nothing is half-visible; after one clean worker and the reconciler: every eligible
-recording purged, no orphan blob, no row pointing at a missing blob, one tombstone and one audit event
-per purge. Then the same for an export killed mid-build.
+CRE1 blob. A purge worker is killed at 20 different moments of a purge (CALLREC_TEST_KILL_AT makes
+the work horse SIGKILL its worker and itself at a named kill point, like a power cut), and a
+reconcile worker at 3 more. After every kill nothing held or active is lost and nothing is
+half-visible; after one clean worker and the reconciler: every eligible recording purged, no orphan
+blob, no row pointing at a missing blob, one tombstone and one audit event per purge. Then the same
+for an export killed mid-build, with the real retry budget (CALLREC_JOB_RETRIES): the scheduler's
+round re-queues it while attempts remain, and once it is abandoned a retry from the jobs page
+completes it.
 """
 import datetime as dt
 import io
@@ -20,31 +23,37 @@ import sqlalchemy as sa
 from callrec_plugin import audit, queueing
 from callrec_plugin.models import Export, Job, Recording, new_id, utcnow
 from tests import jobs_support as js
+from tests.conftest import valid_csrf_token
 
-# (kill point, on its n-th pass, the job to run). Ordered so that every point is reached: e.g. a kill
-# after a commit leaves rows "purging" for the next run's reconcile_delete.
-KILLS = [
-    ("after_lock", 1, "purge"),
-    ("after_key_destroyed", 1, "purge"),
-    ("before_commit", 2, "purge"),
-    ("after_commit", 1, "purge"),  # leaves a batch "purging": key destroyed, blobs still there
-    ("reconcile_delete", 2, "purge"),  # the next purge finishes them first, and dies doing so
-    ("mid_delete", 3, "purge"),
-    ("reconcile_delete", 1, "reconcile"),
-    ("after_delete", 1, "purge"),
-    ("after_purged", 1, "purge"),
-    ("orphan_delete", 2, "reconcile"),
-    ("after_commit", 3, "purge"),
-    ("mid_delete", 17, "purge"),
-    ("before_commit", 1, "purge"),
-    ("after_lock", 3, "purge"),
-    ("after_key_destroyed", 2, "purge"),
-    ("orphan_delete", 1, "reconcile"),
-    ("mid_delete", 9, "purge"),
-    ("after_delete", 2, "purge"),
-    ("after_purged", 2, "purge"),
-    ("mid_delete", 25, "purge"),
+# (kill point, on its n-th pass in that worker, what the kill leaves). Batches of 10; the points are
+# in callrec_plugin/purge.py. The order matters: a kill that leaves rows "purging" (key destroyed,
+# tombstone committed) makes the next purge start by finishing them (finish_interrupted), which is
+# where the reconcile_delete and the first before_purged_commit points are met.
+PURGE_KILLS = [
+    ("after_start", 1, "the run began: interrupted rows finished, complaint holds synced, progress total set"),
+    ("after_lock", 1, "batch 1 selected and locked (FOR UPDATE SKIP LOCKED), holds not yet re-checked"),
+    ("after_recheck", 1, "batch 1 re-checked under the lock, no key destroyed yet"),
+    ("after_key_destroyed", 1, "keys destroyed in the open transaction, no tombstone yet"),
+    ("after_tombstones", 1, "tombstones written, no audit event yet"),
+    ("before_commit", 1, "tombstones and audit events written, not committed"),
+    ("after_commit", 1, "batch 1 committed 'purging', before its first blob delete"),
+    ("reconcile_delete", 1, "the next run finishing batch 1: after its first blob delete"),
+    ("reconcile_delete", 4, "finishing the interrupted batch: between two of its blob deletes"),
+    ("before_purged_commit", 1, "all of the interrupted batch's blobs gone, 'purged' not committed"),
+    ("after_lock", 2, "the interrupted batch and batch 1 done, batch 2 locked"),
+    ("mid_delete", 1, "batch 1 committed, after its first blob delete"),
+    ("mid_delete", 6, "between two blob deletes in the middle of batch 1"),
+    ("after_delete", 1, "after the last blob delete of batch 1, before 'purged'"),
+    ("before_purged_commit", 2, "batch 1's 'purged' update made, not committed"),
+    ("after_purged", 1, "batch 1 'purged' committed, callrec_recording_purged hooks not yet fired"),
+    ("after_hooks", 1, "batch 1 complete with its hooks, before batch 2"),
+    ("mid_delete", 15, "between two blob deletes of batch 2"),
+    ("after_commit", 3, "batches 1 and 2 complete, batch 3 committed, before its first blob delete"),
+    ("purge_done", 1, "every eligible recording purged, the job not yet recorded as finished"),
 ]
+# Extra: the reconciler killed while it finishes interrupted purges and while it sweeps orphans. They
+# run just before the last purge kill (the rows batch 3 left "purging" are still there).
+RECONCILE_KILLS = [("reconcile_delete", 1), ("orphan_delete", 1), ("orphan_delete", 2)]
 ORPHANS = 12
 
 
@@ -80,24 +89,38 @@ def old_orphans(blobs, count):
     return keys
 
 
+def kill_worker(worker_config, kind, point, nth):
+    queueing.submit(kind, requested_by_ref="crash-test")
+    result = js.run_worker(worker_config, kill_at=f"{point}:{nth}")
+    assert result.returncode in (0, -9), result.stderr[-3000:]
+    assert result.returncode == -9, f"the kill point {point}:{nth} was not reached by the {kind} job"
+
+
 def test_purge_survives_sigkill_at_twenty_points(app, worker_config, db_session):
+    assert len(set((point, nth) for point, nth, _ in PURGE_KILLS)) == len(PURGE_KILLS) == 20
     blobs = js.Blobs(app)
     ids = js.seed(db_session, blobs, utcnow(), held=150, expired=350, active=450, in_grace=50)
     orphans = old_orphans(blobs, ORPHANS)
-    killed = 0
-    for point, nth, kind in KILLS:
-        queueing.submit(kind, requested_by_ref="crash-test")
-        result = js.run_worker(worker_config, kill_at=f"{point}:{nth}")
-        assert result.returncode in (0, -9), result.stderr[-3000:]
-        assert result.returncode == -9, f"the kill point {point}:{nth} was not reached"
+    for point, nth, _ in PURGE_KILLS[:-1]:
+        kill_worker(worker_config, "purge", point, nth)
         state = js.check_purge_invariants(db_session, blobs, ids, complete=False)
-        killed += 1
-    assert killed == len(KILLS) == 20
-    assert state["purged"] < len(ids["expired"]), "the kills should leave work for the recovery"
+    assert state["purging"] == 10 and state["purged"] == 120, state  # as the comments in PURGE_KILLS say
+    for point, nth in RECONCILE_KILLS:
+        kill_worker(worker_config, "reconcile", point, nth)
+        state = js.check_purge_invariants(db_session, blobs, ids, complete=False)
+    assert state["purged"] < len(ids["expired"]), "the kills should leave work for the last purge"
+    assert sum(not blobs.exists(key) for key in orphans) == 3  # one, then two more, before each reconcile kill
+    point, nth, _ = PURGE_KILLS[-1]
+    kill_worker(worker_config, "purge", point, nth)
+    state = js.check_purge_invariants(db_session, blobs, ids, complete=False)
+    assert state["purged"] == len(ids["expired"]) and state["purging"] == 0
+    db_session.expire_all()
+    last = db_session.scalar(sa.select(Job).order_by(Job.created_at.desc()).limit(1))
+    assert (last.kind, last.status) == ("purge", "running")  # it died before recording that it finished
 
     time.sleep(1.2)  # the killed jobs' heartbeats are now older than CALLREC_JOB_STALE_SECONDS
     queueing.submit("reconcile", requested_by_ref="crash-test")
-    result = js.run_worker(worker_config)
+    result = js.run_worker(worker_config)  # the reconciler re-queues the 23 dead jobs; the burst runs them
     assert result.returncode == 0, result.stderr[-3000:]
 
     final = js.check_purge_invariants(db_session, blobs, ids, complete=True)
@@ -144,6 +167,12 @@ EXPORT_KILLS = [("export_started", 1), ("export_mid", 4), ("export_zip_closing",
 
 def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
         app, worker_config, db_session, login, tmp_path):
+    """CALLREC_JOB_RETRIES=3: a job may start 4 times. The scheduler's round (requeue_pending, which
+    the reconciler runs too) re-queues a job whose worker died while attempts remain, and abandons it
+    after the 4th death: the job and the export are "failed" and stay so until someone retries the
+    job from the jobs page. A retry by hand does not renew the budget (attempts are not reset), so one
+    more death abandons it again at once; a second retry by hand then completes it."""
+    assert worker_config["CALLREC_JOB_RETRIES"] == 3
     blobs = js.Blobs(app)
     now = utcnow()
     rows = []
@@ -154,21 +183,38 @@ def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
     db_session.execute(sa.insert(Recording), rows)
     db_session.commit()
     client = login("dpo")
+    owner = login("owner")
     export_id = js.request_bundle(client, app, "pat1")
-    for point, nth in EXPORT_KILLS:
+
+    def job_and_export():
+        db_session.expire_all()
+        return db_session.scalar(sa.select(Job).where(Job.object_id == export_id)), db_session.get(Export, export_id)
+
+    def retry_from_the_jobs_page(job):
+        response = owner.post(f"/callrec/jobs/{job.id}/retry", data={"csrf_token": valid_csrf_token(app, owner)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+        job, export = job_and_export()
+        assert (job.status, export.status) == ("queued", "queued")
+
+    for attempt, (point, nth) in enumerate(EXPORT_KILLS, start=1):
         result = js.run_worker(worker_config, kill_at=f"{point}:{nth}")
         assert result.returncode == -9, (point, result.stderr[-2000:])
-        db_session.expire_all()
-        export = db_session.get(Export, export_id)
-        assert export.status == "building", point
+        job, export = job_and_export()
+        assert (job.status, job.attempts, export.status) == ("running", attempt, "building"), point
         assert client.get(f"/callrec/exports/{export_id}/download").status_code == 409, point
-        time.sleep(1.1)
-        queueing.requeue_pending(utcnow())  # the scheduler's round: the dead job goes back on the queue
-        job = db_session.scalar(sa.select(Job).where(Job.object_id == export_id))
-        db_session.refresh(job)
-        assert job.status == "queued", (point, job.status, job.error)
-        job.attempts = 0  # five deliberate deaths are not the export's fault
-        db_session.commit()
+        time.sleep(1.1)  # older than CALLREC_JOB_STALE_SECONDS
+        queueing.requeue_pending(utcnow())  # the scheduler's round (the reconciler runs the same)
+        job, export = job_and_export()
+        if attempt < 4:
+            assert (job.status, export.status) == ("queued", "building"), (point, job.status, job.error)
+            continue
+        # the 4th death spent the budget; the 5th came after a retry by hand, which renewed nothing
+        assert (job.status, export.status) == ("failed", "failed"), (point, job.status, job.error)
+        assert job.error == f"abandoned: the worker stopped responding {attempt} times"
+        assert client.get(f"/callrec/exports/{export_id}/download").status_code == 409, point
+        queueing.requeue_pending(utcnow())
+        assert job_and_export()[0].status == "failed", "only a person revives an abandoned job"
+        retry_from_the_jobs_page(job)
     result = js.run_worker(worker_config)
     assert result.returncode == 0, result.stderr[-2000:]
     db_session.expire_all()

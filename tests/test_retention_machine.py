@@ -3,6 +3,9 @@
 On every step: a held recording is never eligible; an expired, unheld, past-grace one is; the SQL
 query the purge job uses agrees with the eligibility function; retain_until never decreases; a
 regulator or law-enforcement hold never releases on one approval.
+
+tests/test_purge.py extends this machine with "run purge": ``gone`` (the model's purged recordings)
+and ``new_recording`` are what it builds on; here ``gone`` stays empty.
 """
 import datetime as dt
 
@@ -14,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from callrec_plugin import clock, evidence, holds
 from callrec_plugin.erasure import extend_retention
 from callrec_plugin.identity import Actor
-from callrec_plugin.models import Hold, HoldKind, Recording
+from callrec_plugin.models import Hold, HoldKind, Recording, RecordingStatus
 from callrec_plugin.retention import eligibility, eligible_for_purge
 from tests import hostapp
 from tests.conftest import empty_tables
@@ -38,6 +41,7 @@ class Retention(RuleBasedStateMachine):
         self.holds = {}  # hold id -> {"recording", "kind", "complaint", "released": datetime | None}
         self.linked = set()  # (recording id, complaint ref)
         self.closed = set()
+        self.gone = set()  # recordings the model says were purged (or are being purged)
 
     def clock(self):
         return self.now
@@ -49,9 +53,12 @@ class Retention(RuleBasedStateMachine):
     @rule(days_ago=st.integers(0, 220))
     def ingest(self, days_ago):
         started = self.now - dt.timedelta(days=days_ago)
-        recording = add_recording(self.session, started_at=started, retain_until=started + dt.timedelta(days=183))
+        recording = self.new_recording(started)
         self.ids.append(recording.id)
         self.retain[recording.id] = recording.retain_until
+
+    def new_recording(self, started):
+        return add_recording(self.session, started_at=started, retain_until=started + dt.timedelta(days=183))
 
     def recording(self, index):
         return self.session.get(Recording, self.ids[index % len(self.ids)])
@@ -62,6 +69,11 @@ class Retention(RuleBasedStateMachine):
     def link(self, index, complaint, note):
         recording = self.recording(index)
         summary = evidence.complaint_in_practice(OWNER, complaint)
+        if recording.id in self.gone:
+            with pytest.raises(evidence.EvidenceError, match="purged"):
+                evidence.link(OWNER, recording, summary, note)
+            self.session.rollback()
+            return
         if (recording.id, complaint) in self.linked:
             with pytest.raises(evidence.EvidenceError):
                 evidence.link(OWNER, recording, summary, note)
@@ -93,8 +105,12 @@ class Retention(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50), kind=st.sampled_from(sorted(holds.PLACEABLE_KINDS)))
     def place_hold(self, index, kind):
         recording = self.recording(index)
-        (hold,) = holds.place_holds(OWNER, [recording], kind, "looking into it", external_reference="REF-1")
+        placed = holds.place_holds(OWNER, [recording], kind, "looking into it", external_reference="REF-1")
         self.session.commit()
+        if recording.id in self.gone:
+            assert placed == [], "a hold was placed on a purged recording"
+            return
+        (hold,) = placed
         self.holds[hold.id] = {"recording": recording.id, "kind": kind, "complaint": None, "released": None}
 
     def open_placed_holds(self):
@@ -138,11 +154,15 @@ class Retention(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50), days=st.integers(1, 60))
     def extend(self, index, days):
         recording = self.recording(index)
+        if recording.id in self.gone:
+            return  # extending a purged call: see test_purge.py
         extend_retention(OWNER, recording, recording.retain_until + dt.timedelta(days=days), "audit visit")
         self.session.commit()
         self.retain[recording.id] = recording.retain_until
 
     def expected_eligible(self, recording_id):
+        if recording_id in self.gone:
+            return False
         mine = [h for h in self.holds.values() if h["recording"] == recording_id]
         if any(h["released"] is None for h in mine):
             return False
@@ -158,10 +178,16 @@ class Retention(RuleBasedStateMachine):
     def eligibility_matches_the_policy(self):
         self.session.expire_all()
         by_recording = holds.holds_of(self.ids)
+        rows = {r.id: r for r in self.session.scalars(sa.select(Recording))}  # one query, not one per id
         actual = set()
         for recording_id in self.ids:
-            recording = self.session.get(Recording, recording_id)
+            recording = rows[recording_id]
             assert recording.retain_until >= self.retain[recording_id] - dt.timedelta(microseconds=1)
+            if recording.status != RecordingStatus.ACTIVE:
+                assert recording_id in self.gone, (recording_id, recording.status)
+                if recording.status == RecordingStatus.PURGED:
+                    assert not eligibility(recording, by_recording.get(recording_id, []), self.now, GRACE).eligible
+                continue
             answer = eligibility(recording, by_recording.get(recording_id, []), self.now, GRACE)
             assert answer.eligible == self.expected_eligible(recording_id), (recording_id, answer)
             if any(h.released_at is None for h in by_recording.get(recording_id, [])):

@@ -62,7 +62,7 @@ def test_grant_is_audited_once_not_once_per_range_request(app, db_session, login
                           headers={"Range": f"bytes={start}-"}).status_code == 206
     assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == before
     actions = [e.action for e in db_session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq))]
-    assert actions.count("grant_issued") == 1 and actions.count("play") == 1
+    assert actions.count("play") == 1  # the decision's event is the grant's one audit event
 
 
 def test_expired_grant_gives_403(app, db_session, login, recording_id):
@@ -126,9 +126,28 @@ range_headers = st.one_of(
 )
 
 
+@pytest.fixture
+def decryptions(monkeypatch):
+    """Every DecryptingReader made while the fixture lives: count its segments_decrypted (calls, not time)."""
+    readers = []
+    original_init = DecryptingReader.__init__
+
+    def counting_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        readers.append(self)
+
+    monkeypatch.setattr(DecryptingReader, "__init__", counting_init)
+    return readers
+
+
+def segment_bound(served_bytes):
+    return math.ceil(served_bytes / SEGMENT_SIZE) + 2
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=range_headers)
-def test_random_ranges_serve_exactly_the_original_slice(granted_client, recording_id, audio, header):
+def test_random_ranges_serve_exactly_the_original_slice(granted_client, recording_id, audio, decryptions, header):
+    decryptions.clear()
     response = granted_client.get(f"/callrec/recordings/{recording_id}/audio", headers={"Range": header})
     expected = expected_slice(audio, header)
     if expected is None:
@@ -139,29 +158,78 @@ def test_random_ranges_serve_exactly_the_original_slice(granted_client, recordin
         assert response.data == expected
         start = len(audio) - len(expected) if header.startswith("bytes=-") else int(header[6:].split("-")[0])
         assert response.headers["Content-Range"] == f"bytes {start}-{start + len(expected) - 1}/{len(audio)}"
+    served = len(response.data)
+    decrypted = sum(reader.segments_decrypted for reader in decryptions)
+    assert decryptions, "the audio was not read through a DecryptingReader"
+    assert decrypted <= segment_bound(served), (header, served, decrypted)
 
 
-@pytest.mark.parametrize("header", ["bytes=", "bytes=-", "bytes=abc", "lines=0-5", "bytes=5-2", "bytes=0-1,5-9"])
-def test_malformed_and_multi_ranges_never_give_5xx(granted_client, recording_id, audio, header):
+# Werkzeug refuses a Range it cannot parse with 416 (RFC 9110 §14.2 lets a server ignore or reject an
+# invalid ranges-specifier; callrec rejects, with the complete length). A range unit it does not know
+# MUST be ignored (§14.2), so "lines=" gets the whole file. Several ranges are refused: callrec sends
+# no multipart/byteranges, and a player never asks for them.
+MALFORMED_RANGES = {
+    "bytes=": 416,
+    "bytes=-": 416,
+    "bytes=abc": 416,
+    "bytes=5-2": 416,
+    "bytes=1-2-3": 416,
+    "bytes=0-1,5-9": 416,
+    "lines=0-5": 200,
+}
+UNKNOWN_UNIT_BUG = pytest.mark.xfail(strict=True, reason=(
+    "production bug: a Range in an unknown unit (lines=0-5) gets 416 from Werkzeug's make_conditional; "
+    "RFC 9110 §14.2 says it MUST be ignored (200, whole file)"))
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    pytest.param(header, status, marks=UNKNOWN_UNIT_BUG) if header.startswith("lines=") else (header, status)
+    for header, status in MALFORMED_RANGES.items()])
+def test_malformed_and_multi_ranges_never_give_5xx(granted_client, recording_id, audio, header, status):
     response = granted_client.get(f"/callrec/recordings/{recording_id}/audio", headers={"Range": header})
-    assert response.status_code in (200, 416)
-    if response.status_code == 200:
+    assert response.status_code == status, header
+    if status == 200:
         assert response.data == audio
+        assert "Content-Range" not in response.headers
+    else:
+        assert response.headers["Content-Range"] == f"bytes */{len(audio)}"
+        assert response.data != audio
 
 
-def test_range_decrypts_only_the_segments_it_touches(app, granted_client, recording_id, audio, monkeypatch):
-    readers = []
-    original_init = DecryptingReader.__init__
+def test_a_multi_range_request_is_refused_with_416(granted_client, recording_id, audio):
+    response = granted_client.get(f"/callrec/recordings/{recording_id}/audio", headers={"Range": "bytes=0-1,5-6"})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{len(audio)}"
 
-    def counting_init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        readers.append(self)
 
-    monkeypatch.setattr(DecryptingReader, "__init__", counting_init)
+@pytest.mark.parametrize("validator", ['"not-this-recording"', 'W/"weak"', "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_if_range_with_a_stale_validator_gets_the_whole_file(granted_client, recording_id, audio, validator):
+    response = granted_client.get(f"/callrec/recordings/{recording_id}/audio",
+                                  headers={"Range": "bytes=100-199", "If-Range": validator})
+    assert response.status_code == 200
+    assert response.data == audio
+    assert "Content-Range" not in response.headers
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "production bug: the audio response sends neither ETag nor Last-Modified, so no If-Range can match and "
+    "a resumed or seeking client always gets the whole file again"))
+def test_if_range_with_the_current_validator_gets_the_range(granted_client, recording_id, audio):
+    whole = granted_client.get(f"/callrec/recordings/{recording_id}/audio")
+    validator = whole.headers.get("ETag") or whole.headers.get("Last-Modified")
+    assert validator, "the audio response carries no ETag or Last-Modified, so an If-Range can never match"
+    response = granted_client.get(f"/callrec/recordings/{recording_id}/audio",
+                                  headers={"Range": "bytes=100-199", "If-Range": validator})
+    assert response.status_code == 206
+    assert response.data == audio[100:200]
+    assert response.headers["Content-Range"] == f"bytes 100-199/{len(audio)}"
+
+
+def test_range_decrypts_only_the_segments_it_touches(app, granted_client, recording_id, audio, decryptions):
     for start, length in [(0, 65536), (100_000, 65536), (250_000, 1000), (len(audio) - 10, 10)]:
-        readers.clear()
+        decryptions.clear()
         response = granted_client.get(f"/callrec/recordings/{recording_id}/audio",
                                       headers={"Range": f"bytes={start}-{start + length - 1}"})
         assert response.data == audio[start:start + length]
-        (reader,) = readers
-        assert reader.segments_decrypted <= math.ceil(length / SEGMENT_SIZE) + 2
+        (reader,) = decryptions
+        assert reader.segments_decrypted <= segment_bound(length)

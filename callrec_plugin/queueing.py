@@ -181,6 +181,7 @@ def retry(job_id):
         raise ValueError("only a failed job can be retried")
     job.status, job.error, job.finished_at, job.rq_job_id = jobs.QUEUED, None, None, None
     job.progress_done = 0
+    job.attempts = 0  # a person decided to try again: a fresh budget for worker deaths as for errors
     if job.kind == jobs.EXPORT and job.object_id:
         from callrec_plugin import exports
 

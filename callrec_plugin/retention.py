@@ -57,6 +57,8 @@ def eligibility(recording, holds, now, grace=None):
     """Is this recording eligible for purge at ``now``, and if not, why."""
     if recording.status == RecordingStatus.PURGED:
         return Eligibility(False, "already purged", None)
+    if recording.status != RecordingStatus.ACTIVE:  # a purge began (its key is gone); the reconciler ends it
+        return Eligibility(False, "being purged", None)
     grace = grace_period() if grace is None else grace
     after = purge_after(recording.retain_until, holds, grace)
     if after is None:

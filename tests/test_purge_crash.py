@@ -170,8 +170,8 @@ def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
     """CALLREC_JOB_RETRIES=3: a job may start 4 times. The scheduler's round (requeue_pending, which
     the reconciler runs too) re-queues a job whose worker died while attempts remain, and abandons it
     after the 4th death: the job and the export are "failed" and stay so until someone retries the
-    job from the jobs page. A retry by hand does not renew the budget (attempts are not reset), so one
-    more death abandons it again at once; a second retry by hand then completes it."""
+    job from the jobs page. A retry by hand renews the budget, so the 5th death is re-queued again and
+    the next worker completes the bundle."""
     assert worker_config["CALLREC_JOB_RETRIES"] == 3
     blobs = js.Blobs(app)
     now = utcnow()
@@ -196,7 +196,9 @@ def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
         job, export = job_and_export()
         assert (job.status, export.status) == ("queued", "queued")
 
-    for attempt, (point, nth) in enumerate(EXPORT_KILLS, start=1):
+    attempt = 0
+    for point, nth in EXPORT_KILLS:
+        attempt += 1
         result = js.run_worker(worker_config, kill_at=f"{point}:{nth}")
         assert result.returncode == -9, (point, result.stderr[-2000:])
         job, export = job_and_export()
@@ -208,13 +210,15 @@ def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
         if attempt < 4:
             assert (job.status, export.status) == ("queued", "building"), (point, job.status, job.error)
             continue
-        # the 4th death spent the budget; the 5th came after a retry by hand, which renewed nothing
+        # the 4th death in a row spent the budget
         assert (job.status, export.status) == ("failed", "failed"), (point, job.status, job.error)
         assert job.error == f"abandoned: the worker stopped responding {attempt} times"
         assert client.get(f"/callrec/exports/{export_id}/download").status_code == 409, point
         queueing.requeue_pending(utcnow())
         assert job_and_export()[0].status == "failed", "only a person revives an abandoned job"
         retry_from_the_jobs_page(job)
+        assert job_and_export()[0].attempts == 0  # the person's retry renews the budget
+        attempt = 0
     result = js.run_worker(worker_config)
     assert result.returncode == 0, result.stderr[-2000:]
     db_session.expire_all()

@@ -126,13 +126,21 @@ def audio_response(recording, as_attachment=False):
     extension = recording.audio_format or "bin"
     response.headers["Content-Disposition"] = f'{disposition}; filename="call-{recording.id}.{extension}"'
     response.content_length = length
-    return response.make_conditional(_whole_file_for_long_suffix(request.environ, length),
+    # A recording's audio never changes (it is written once), so its id and length are a strong
+    # validator: a resumed download or seek with If-Range gets its range, not the whole file again.
+    response.set_etag(f"{recording.id}-{length}")
+    return response.make_conditional(_range_as_rfc_9110_says(request.environ, length),
                                      accept_ranges=True, complete_length=length)
 
 
-def _whole_file_for_long_suffix(environ, length):
-    """RFC 9110 §14.1.2: a suffix longer than the file means the whole file (Werkzeug answers 416)."""
+def _range_as_rfc_9110_says(environ, length):
+    """Two cases where Werkzeug answers 416 but RFC 9110 says otherwise: a Range in a unit other than
+    bytes is ignored (§14.2: the whole file), and a suffix longer than the file means the whole file
+    (§14.1.2)."""
     header = environ.get("HTTP_RANGE", "")
+    unit = header.split("=", 1)[0].strip().lower()
+    if header and "=" in header and unit != "bytes":
+        return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}
     if header.startswith("bytes=-") and header[7:].isdigit() and length > 0 and int(header[7:]) > length:
         environ = {**environ, "HTTP_RANGE": "bytes=0-"}
     return environ

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from callrec_plugin.ingest.freepbx_import import local_to_utc
 from callrec_plugin.models import Recording
 from tests.audio_samples import wav_bytes
+from tests.test_ingest_parsers import make_gsm, make_ogg, vorbis_id
 
 # An MPEG-1 Layer III frame (128 kb/s, 44.1 kHz) with an ID3v2 tag in front: enough to be recognised.
 MP3 = b"ID3\x03\x00\x00\x00\x00\x00\x00" + (b"\xff\xfb\x90\x64" + b"\x55" * 413) * 40
@@ -29,6 +30,9 @@ def tree(tmp_path):
         "2026/11/02/out-907700900002-201-20261102-101500-1762078500.12.wav": wav_bytes(3.0, tone=500),
         "2026/11/03/q-600-07700900009-20261103-110000-1762167600.13.wav": wav_bytes(5.0, tone=700),
         "2026/11/03/external-201-anonymous-20261103-120000-1762171200.14.mp3": MP3,
+        "2026/11/04/in-01632960000-07700900003-20261104-090000-1762246800.19.ogg":
+            make_ogg(vorbis_id(8000), last_granule=8000 * 4, filler_pages=6, filler_size=400),
+        "2026/11/04/in-01632960000-07700900004-20261104-093000-1762248600.20.gsm": make_gsm(250),
     }
     for relative, data in clips.items():
         write(root, relative, data)
@@ -60,15 +64,15 @@ def test_import_tree_with_cdr_then_again_adds_nothing(app, db_session, tree):
     root, cdr, clips = tree
     first = run_import(app, root, cdr)
     assert first.exit_code == 0, first.output
-    assert "imported 5, duplicates 0, skipped 4" in first.output  # 4 good + the 0.5 s call, flagged short
+    assert "imported 7, duplicates 0, skipped 4" in first.output  # 6 good + the 0.5 s call, flagged short
     assert "PDF" in first.output and "voicemail-greeting.wav" in first.output
     assert "outside" in first.output or "symbolic link" in first.output
     assert "CDR line 3" in first.output
     second = run_import(app, root, cdr)
-    assert "imported 0, duplicates 5, skipped 4" in second.output
+    assert "imported 0, duplicates 7, skipped 4" in second.output
     from_above = run_import(app, root.parent, cdr)  # the same calls seen from another folder
-    assert "imported 0, duplicates 5" in from_above.output, from_above.output
-    assert db_session.scalar(sa.select(sa.func.count()).select_from(Recording)) == 5
+    assert "imported 0, duplicates 7" in from_above.output, from_above.output
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Recording)) == 7
 
     by_ref = {r.source_ref: r for r in db_session.scalars(sa.select(Recording))}
     inbound = by_ref["in-01632960000-07700900001-20261102-093000-1762075800.11.wav"]
@@ -79,6 +83,10 @@ def test_import_tree_with_cdr_then_again_adds_nothing(app, db_session, tree):
     assert outbound.direction == "outbound" and outbound.staff_extension == "201"
     external = by_ref["external-201-anonymous-20261103-120000-1762171200.14.mp3"]
     assert external.from_number == "withheld" and external.mime_type == "audio/mpeg"
+    ogg = by_ref["in-01632960000-07700900003-20261104-090000-1762246800.19.ogg"]
+    gsm = by_ref["in-01632960000-07700900004-20261104-093000-1762248600.20.gsm"]
+    assert (ogg.audio_format, ogg.mime_type) == ("ogg", "audio/ogg") and ogg.duration_seconds == pytest.approx(4.0)
+    assert gsm.audio_format == "gsm" and gsm.duration_seconds == pytest.approx(5.0)  # 250 frames of 20 ms
 
 
 def test_storage_holds_no_plaintext_after_import(app, db_session, tree):
@@ -86,13 +94,13 @@ def test_storage_holds_no_plaintext_after_import(app, db_session, tree):
     run_import(app, root, cdr)
     storage = app.config["CALLREC_STORAGE_DIR"]
     names = [os.path.join(d, f) for d, _, files in os.walk(storage) for f in files]
-    assert len(names) == 5
+    assert len(names) == 7  # WAV, MP3, Ogg and GSM calls among them
     samples = [data[offset:offset + 32] for data in clips.values() for offset in (64, len(data) // 2)]
     for name in names:
         blob = open(name, "rb").read()
         assert blob.startswith(b"CRE1")
         # 4+ byte magics: a 3-byte "ID3" turns up by chance in ciphertext, "ID3" + version does not
-        for magic in (b"RIFF", b"WAVEfmt", b"ID3\x03\x00", OGG_HEAD):
+        for magic in (b"RIFF", b"WAVEfmt", b"ID3\x03\x00", OGG_HEAD, b"\x01vorbis"):
             assert magic not in blob
         assert not any(sample in blob for sample in samples)
 

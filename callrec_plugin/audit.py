@@ -74,8 +74,12 @@ def _head(session):
 
 
 def record(action, outcome, *, actor=None, reason=None, recording=None, object_type=None, object_id=None,
-           purpose=None, justification=None, patient_ref=None, practice_ref=None, recording_id=None):
-    """Append one event to the chain in the current transaction (flushed, not committed)."""
+           purpose=None, justification=None, patient_ref=None, practice_ref=None, recording_id=None,
+           ip=None, request_ref=None):
+    """Append one event to the chain in the current transaction (flushed, not committed).
+
+    ``ip`` and ``request_ref`` stand in for the request's when there is none any more (an event about
+    a response that was still streaming after its request ended)."""
     session = db_session()
     try:
         _lock_chain(session)
@@ -97,8 +101,8 @@ def record(action, outcome, *, actor=None, reason=None, recording=None, object_t
             justification=justification,
             outcome=outcome,
             reason=reason,
-            ip=request.remote_addr if has_request_context() else None,
-            request_id=request_id(),
+            ip=request.remote_addr if has_request_context() else ip,
+            request_id=request_id() if has_request_context() or request_ref is None else request_ref,
             prev_hash=prev_hash,
         )
         event.hash = chain_hash(prev_hash, event_values(event))

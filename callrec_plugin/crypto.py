@@ -337,6 +337,9 @@ class DecryptingReader:
         self._fileobj = fileobj
         self._closed = False
         self._failed: TamperedError | None = None
+        # Called once with the error when authentication fails (e.g. to audit tampering found while
+        # a response is already streaming, when no error page can be sent any more).
+        self.on_tamper = None
         self.segments_decrypted = 0
         self._pos = 0
         self._stored_size = stored_size
@@ -389,6 +392,9 @@ class DecryptingReader:
         self._failed = err
         self._cache_index = -1
         self._cache = b""
+        callback, self.on_tamper = self.on_tamper, None
+        if callback is not None:
+            callback(err)
         raise err
 
     def _decrypt_segment(self, index: int) -> bytes:

@@ -739,8 +739,12 @@ def open_bundle(export):
     """A DecryptingReader over the bundle's ZIP bytes (the caller closes it)."""
     backend = storage_backend()
     data_key = keyring().unwrap(export.wrapped_key, export.key_id, cre_id(export.id))
-    return DecryptingReader(backend.open_read(export.storage_key), data_key, cre_id(export.id),
-                            backend.size(export.storage_key))
+    blob = backend.open_read(export.storage_key)
+    try:
+        return DecryptingReader(blob, data_key, cre_id(export.id), backend.size(export.storage_key))
+    except BaseException:
+        blob.close()
+        raise
 
 
 def download_name(export):

@@ -106,7 +106,7 @@ def open_plaintext(recording, app=None):
         raise
 
 
-def audio_response(recording, as_attachment=False):
+def audio_response(recording, as_attachment=False, actor=None, action=None):
     """Stream the audio with Range support; only the segments a Range touches are decrypted."""
     reader = open_plaintext(recording)
     try:
@@ -114,6 +114,8 @@ def audio_response(recording, as_attachment=False):
     except Exception:
         reader.close()
         raise
+    if actor is not None:
+        reader.on_tamper = audit_tampering_while_streaming(actor, action, recording)
     # The reader iterates in whole segments and seeks without decrypting what a Range skips.
     response = Response(
         reader,
@@ -131,6 +133,27 @@ def audio_response(recording, as_attachment=False):
     response.set_etag(f"{recording.id}-{length}")
     return response.make_conditional(_range_as_rfc_9110_says(request.environ, length),
                                      accept_ranges=True, complete_length=length)
+
+
+def audit_tampering_while_streaming(actor, action, recording):
+    """A callback for a reader whose response has started: the page can no longer say what happened
+    (the connection is cut), so the failure goes to the log and, in a transaction of its own, to the
+    audit trail, under the request's id."""
+    from callrec_plugin import audit
+
+    app = current_app._get_current_object()
+    about = dict(recording_id=recording.id, practice_ref=recording.practice_ref, patient_ref=recording.patient_ref,
+                 object_type="recording", object_id=recording.id, ip=request.remote_addr,
+                 request_ref=audit.request_id())
+
+    def record(error):
+        app.logger.error("callrec %s of %s stopped mid-stream: %s", action, about["recording_id"], error)
+        with app.app_context():
+            audit.record(action, "failed", actor=actor, **about,
+                         reason=f"the encrypted file failed its integrity check while streaming: {error}"[:500])
+            get_state(app).session.commit()
+
+    return record
 
 
 def _range_as_rfc_9110_says(environ, length):

@@ -39,7 +39,8 @@ def database_problem():
         with sa.create_engine(url).connect() as connection:
             connection.exec_driver_sql("SELECT 1")
     except Exception as exc:  # the driver's own words say best what is wrong
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return f"{type(exc).__name__}: {first_line}"
     return None
 
 

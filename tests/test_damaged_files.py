@@ -91,3 +91,27 @@ def test_a_damaged_bundle_is_not_downloaded(app, db_session, login):
     events = db_session.scalars(sa.select(AuditEvent).where(AuditEvent.object_id == export_id,
                                                             AuditEvent.action == "export_download")).all()
     assert [(e.outcome, "integrity" in e.reason) for e in events] == [("failed", True)]
+
+
+def test_tampering_found_while_streaming_cuts_the_answer_and_is_audited(app, db_session, login):
+    from callrec_plugin.crypto import HEADER_SIZE, SEGMENT_SIZE, TAG_SIZE, TamperedError
+
+    result = ingest_audio(io.BytesIO(wav_bytes(20.0, rate=8000)), practice_ref="pA", started_at=STARTED,
+                          direction="inbound", from_number="+447700900001", to_number="201", source="test",
+                          source_ref="damaged-mid")
+    victim = result.recording_id
+    path = blob_path(app, db_session, victim)
+    data = bytearray(open(path, "rb").read())
+    data[HEADER_SIZE + 2 * (SEGMENT_SIZE + TAG_SIZE) + 100] ^= 0x01  # inside the third segment
+    open(path, "wb").write(bytes(data))
+    client = granted_owner(login, victim)
+    response = client.get(f"/callrec/recordings/{victim}/audio", buffered=False)
+    assert response.status_code == 200  # the final segment checks out: the answer starts
+    received = b""
+    with pytest.raises(TamperedError):
+        for chunk in response.response:
+            received += chunk
+    assert len(received) == 2 * SEGMENT_SIZE  # nothing past the bad segment
+    (event,) = failures(db_session, victim)
+    assert event.action == "play" and event.actor_ref == "owner" and "while streaming" in event.reason
+    assert event.request_id

@@ -326,3 +326,13 @@ def test_control_characters_are_a_form_error_not_a_500(app, db_session, login, u
     assert response.status_code == 400 and "not allowed" in response.get_data(as_text=True)
     assert db_session.scalar(sa.select(sa.func.count()).select_from(ComplaintLink)) == 0
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Hold)) == 0
+
+
+def test_a_form_refused_after_the_decision_leaves_no_allowed_event(app, db_session, login):
+    call = add_recording(db_session)
+    before = db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+    response = post(app, login("owner"), f"/callrec/recordings/{call.id}/retention",
+                    {"callrec-extend-retain_until": "not a date", "callrec-extend-reason": "audit"})
+    assert response.status_code == 400
+    db_session.commit()  # the test holds the app context: what the request left pending would land now
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == before

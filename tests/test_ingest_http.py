@@ -162,3 +162,13 @@ def test_a_large_upload_is_never_spooled_to_disk_and_held_once(app, db_session, 
     assert len(body) > 4 * 2**20
     # The test client's copy of the body, plus the audio part once (the body is hashed as it is parsed).
     assert peak < 2 * len(body), f"peak {peak} for a {len(body)}-byte upload"  # was 2.6x with a copy of the body
+
+
+def test_metadata_over_its_limit_is_413_and_a_body_that_is_not_multipart_is_415(app, db_session):
+    huge = dict(METADATA, call_id="huge-metadata", staff_name=None, padding="x" * (300 * 1024))
+    body, content_type = multipart(wav_bytes(3.0), huge)
+    response = post(app.test_client(), body, content_type)
+    assert response.status_code == 413 and "metadata" in response.json["error"]
+    response = post(app.test_client(), b"a=" + b"x" * 100_000, "application/x-www-form-urlencoded")
+    assert response.status_code == 415 and "multipart/form-data" in response.json["error"]
+    assert recordings(db_session) == 0 and blobs(app) == 0

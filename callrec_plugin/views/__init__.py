@@ -43,6 +43,7 @@ def form_errors(form):
 def submitted_or_400(form):
     """The form, if it was posted valid (CSRF token included); else 400 saying what is wrong."""
     if not form.validate_on_submit():
+        db_session().rollback()  # nothing is decided about a form that says nothing valid
         abort(400, form_errors(form) or FORM_EXPIRED)
     return form
 

@@ -54,7 +54,7 @@ def _day(value):
 def place_hold():
     actor = current_actor()
     form = HoldForm(prefix="callrec-hold")
-    allowed_or_403(actor, Action.HOLD, object_type="holds", object_id=str(form.scope.data)[:64])
+    allowed_or_403(actor, Action.HOLD, object_type="holds", object_id="place")
     if not form.validate_on_submit():
         db_session().rollback()  # nothing was decided about a form that says nothing valid
         return _render(actor, form, 400)

@@ -26,6 +26,9 @@ from callrec_plugin.views import blueprint
 ROUTES = {"callrec.ingest_recording": None}  # signed with the practice's HMAC secret, not a login
 
 MULTIPART_OVERHEAD = 1024 * 1024
+# The JSON part: the parser holds a text part whole, so it is kept small. Werkzeug applies the same
+# limit to its read buffer (64 KiB chunks), so it must stay well above that.
+MAX_METADATA_BYTES = 256 * 1024
 CHUNK = 64 * 1024
 
 
@@ -85,6 +88,8 @@ def _signed_parts(practice_ref):
         claimed = signing.check_digest_header(headers.get(signing.HEADER_CONTENT_SHA256))
     except signing.SignatureError as exc:
         raise ApiRefusal(401, str(exc)) from None
+    if request.mimetype != "multipart/form-data":  # known from the header: nothing is read
+        raise ApiRefusal(415, "send multipart/form-data with parts 'audio' and 'metadata'")
     form, files, actual = _parse_hashing()
     try:
         digest = signing.check_digest_matches(claimed, actual)
@@ -107,11 +112,13 @@ def _parse_hashing():
 
     try:
         body = _HashingReader(request.stream)
-        parser = FormDataParser(stream_factory=in_memory, max_content_length=limit)
+        parser = FormDataParser(stream_factory=in_memory, max_content_length=limit,
+                                max_form_memory_size=MAX_METADATA_BYTES)
         _, form, files = parser.parse(body, request.mimetype, request.content_length, request.mimetype_params)
         return form, files, body.hexdigest_of_all()
     except RequestEntityTooLarge:
-        raise ApiRefusal(413, "the upload is larger than the configured maximum audio size") from None
+        raise ApiRefusal(413, "the upload is larger than the configured maximum audio size, or its metadata "
+                              f"part is over {MAX_METADATA_BYTES // 1024} KiB") from None
     except ValueError as exc:
         raise ApiRefusal(400, f"the multipart body could not be read: {exc}") from None
 
@@ -129,8 +136,6 @@ def _remember_nonce(practice_ref, nonce):
 
 
 def _audio_and_metadata(form, files):
-    if request.mimetype != "multipart/form-data":
-        raise ApiRefusal(415, "send multipart/form-data with parts 'audio' and 'metadata'")
     if "audio" not in files or "metadata" not in form:
         raise ApiRefusal(400, "the request needs a file part 'audio' and a JSON part 'metadata'")
     return files["audio"].stream, form["metadata"]

@@ -84,8 +84,8 @@ def create_grant(recording_id):
     recording = recording_or_404(actor, recording_id, action)
     if not form.validate_on_submit():
         reason = "; ".join(msg for messages in form.errors.values() for msg in messages)
-        audit.record(action, "denied", actor=actor, recording=recording, reason=f"invalid form: {reason}",
-                     purpose=form.purpose.data or None)
+        audit.record(action, "denied", actor=actor, recording=recording, reason=f"invalid form: {reason}"[:500],
+                     purpose=form.purpose.data if form.purpose.data in PURPOSES else None)
         db_session().commit()
         page = render_template("callrec/recording.html", **_page_context(actor, recording, form))
         return page, 400
@@ -117,7 +117,7 @@ def _stream(recording_id, action):
         abort(403, "Choose a purpose on the recording page before listening.")
     # Audited once, when the grant was issued; Range requests within it are not events of their own.
     try:
-        return audio_response(recording, as_attachment=(action == Action.DOWNLOAD))
+        return audio_response(recording, as_attachment=(action == Action.DOWNLOAD), actor=actor, action=action)
     except UNREADABLE as damage:
         return unreadable_500(actor, action, damage, recording=recording)
 

@@ -115,7 +115,9 @@ def audio_response(recording, as_attachment=False, actor=None, action=None):
         reader.close()
         raise
     if actor is not None:
-        reader.on_tamper = audit_tampering_while_streaming(actor, action, recording)
+        reader.on_tamper = audit_tampering_while_streaming(
+            actor, action, recording_id=recording.id, practice_ref=recording.practice_ref,
+            patient_ref=recording.patient_ref, object_type="recording", object_id=recording.id)
     # The reader iterates in whole segments and seeks without decrypting what a Range skips.
     response = Response(
         reader,
@@ -135,19 +137,17 @@ def audio_response(recording, as_attachment=False, actor=None, action=None):
                                      accept_ranges=True, complete_length=length)
 
 
-def audit_tampering_while_streaming(actor, action, recording):
+def audit_tampering_while_streaming(actor, action, **about):
     """A callback for a reader whose response has started: the page can no longer say what happened
     (the connection is cut), so the failure goes to the log and, in a transaction of its own, to the
-    audit trail, under the request's id."""
+    audit trail, under the request's id. ``about`` names the object as for ``audit.record``."""
     from callrec_plugin import audit
 
     app = current_app._get_current_object()
-    about = dict(recording_id=recording.id, practice_ref=recording.practice_ref, patient_ref=recording.patient_ref,
-                 object_type="recording", object_id=recording.id, ip=request.remote_addr,
-                 request_ref=audit.request_id())
+    about.update(ip=request.remote_addr, request_ref=audit.request_id())
 
     def record(error):
-        app.logger.error("callrec %s of %s stopped mid-stream: %s", action, about["recording_id"], error)
+        app.logger.error("callrec %s of %s stopped mid-stream: %s", action, about.get("object_id"), error)
         with app.app_context():
             audit.record(action, "failed", actor=actor, **about,
                          reason=f"the encrypted file failed its integrity check while streaming: {error}"[:500])

@@ -115,3 +115,30 @@ def test_tampering_found_while_streaming_cuts_the_answer_and_is_audited(app, db_
     (event,) = failures(db_session, victim)
     assert event.action == "play" and event.actor_ref == "owner" and "while streaming" in event.reason
     assert event.request_id
+
+
+def test_a_bundle_tampered_in_the_middle_is_cut_off_and_audited(app, db_session, login):
+    from callrec_plugin.crypto import HEADER_SIZE, SEGMENT_SIZE, TAG_SIZE, TamperedError
+    from callrec_plugin.models import Export
+    from tests import jobs_support as js
+    from tests.test_exports import add_calls
+
+    add_calls(db_session, js.Blobs(app), "pat1", 3, size=200_000)
+    owner = login("owner")
+    export_id = js.request_bundle(owner, app, "pat1")
+    export = db_session.get(Export, export_id)
+    path = os.path.join(app.config["CALLREC_STORAGE_DIR"], *export.storage_key.split("/"))
+    data = bytearray(open(path, "rb").read())
+    assert len(data) > HEADER_SIZE + 4 * (SEGMENT_SIZE + TAG_SIZE)
+    data[HEADER_SIZE + (SEGMENT_SIZE + TAG_SIZE) + 10] ^= 0x01  # inside the second segment
+    open(path, "wb").write(bytes(data))
+    response = owner.get(f"/callrec/exports/{export_id}/download", buffered=False)
+    assert response.status_code == 200
+    received = b""
+    with pytest.raises(TamperedError):
+        for chunk in response.response:
+            received += chunk
+    assert len(received) == SEGMENT_SIZE
+    outcomes = [(e.outcome, "while streaming" in (e.reason or "")) for e in db_session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.object_id == export_id, AuditEvent.action == "export_download"))]
+    assert outcomes == [("done", False), ("failed", True)]

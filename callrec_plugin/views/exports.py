@@ -9,6 +9,7 @@ from callrec_plugin import audit, exports, queueing
 from callrec_plugin.extension import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Export, utcnow
+from callrec_plugin.playback import audit_tampering_while_streaming
 from callrec_plugin.policy import authorize, decide
 from callrec_plugin.roles import Action
 from callrec_plugin.forms import CallrecForm
@@ -143,6 +144,8 @@ def export_download(export_id):
     except Exception:
         reader.close()
         raise
+    reader.on_tamper = audit_tampering_while_streaming(actor, "export_download", practice_ref=export.practice_ref,
+                                                       **about)
     audit.record("export_download", "done", actor=actor, **about,
                  reason=f"{exports.KIND_LABELS.get(export.kind, export.kind)} downloaded ({length} bytes)")
     db_session().commit()

@@ -8,7 +8,7 @@ from callrec_plugin.extension import db_session
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.holds import _release, active_complaint_holds, place_holds
 from callrec_plugin.models import ComplaintLink, HoldKind, Recording, RecordingStatus
-from callrec_plugin.scoping import complaint_in_practice, recordings_in  # noqa: F401 (re-exported)
+from callrec_plugin.scoping import recordings_in
 
 
 class EvidenceError(ValueError):

@@ -61,6 +61,7 @@ from callrec_plugin.models import (
 )
 from callrec_plugin.playback import keyring, open_plaintext, storage_backend
 from callrec_plugin.roles import MONITORING_ROLES
+from callrec_plugin.scoping import patient_in_practice
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,10 @@ def link_lifetime():
 # -- requests --------------------------------------------------------------------------------------
 
 
-def patient_in_practice(practice_ref, patient_ref):
-    summary = get_state().pm.hook.callrec_patient_summary(patient_ref=patient_ref) if patient_ref else None
-    if summary and str(summary.get("practice_ref")) == practice_ref:
-        return summary
-    return None
-
-
 def request_subject_access(actor, patient_ref):
     """Record a subject-access export and its job (committed). Returns (export, job)."""
     patient_ref = (patient_ref or "").strip()
-    if patient_in_practice(actor.practice_ref, patient_ref) is None:
+    if patient_in_practice(actor, patient_ref) is None:
         raise ExportError("There is no such patient in your practice.", status=404)
     session = db_session()
     export = Export(practice_ref=actor.practice_ref, kind=SUBJECT_ACCESS, patient_ref=patient_ref,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from callrec_plugin.ingest import ingest_audio
 from callrec_plugin.models import AuditEvent, Recording
+from tests import jobs_support as js
 from tests.audio_samples import wav_bytes
 from tests.conftest import csrf_from
 
@@ -24,8 +25,7 @@ def ingest(n):
 
 
 def blob_path(app, db_session, recording_id):
-    key = db_session.get(Recording, recording_id).storage_key
-    return os.path.join(app.config["CALLREC_STORAGE_DIR"], *key.split("/"))
+    return js.Blobs(app).path(db_session.get(Recording, recording_id).storage_key)
 
 
 def granted_owner(login, recording_id):
@@ -75,14 +75,13 @@ def test_damaged_audio_is_refused_audited_and_explained(app, db_session, login, 
 
 def test_a_damaged_bundle_is_not_downloaded(app, db_session, login):
     from callrec_plugin.models import Export
-    from tests import jobs_support as js
     from tests.test_exports import add_calls
 
     add_calls(db_session, js.Blobs(app), "pat1", 2)
     owner = login("owner")
     export_id = js.request_bundle(owner, app, "pat1")
     export = db_session.get(Export, export_id)
-    path = os.path.join(app.config["CALLREC_STORAGE_DIR"], *export.storage_key.split("/"))
+    path = js.Blobs(app).path(export.storage_key)
     data = bytearray(open(path, "rb").read())
     data[-5] ^= 0x40  # in the final segment's tag
     open(path, "wb").write(bytes(data))
@@ -120,14 +119,13 @@ def test_tampering_found_while_streaming_cuts_the_answer_and_is_audited(app, db_
 def test_a_bundle_tampered_in_the_middle_is_cut_off_and_audited(app, db_session, login):
     from callrec_plugin.crypto import HEADER_SIZE, SEGMENT_SIZE, TAG_SIZE, TamperedError
     from callrec_plugin.models import Export
-    from tests import jobs_support as js
     from tests.test_exports import add_calls
 
     add_calls(db_session, js.Blobs(app), "pat1", 3, size=200_000)
     owner = login("owner")
     export_id = js.request_bundle(owner, app, "pat1")
     export = db_session.get(Export, export_id)
-    path = os.path.join(app.config["CALLREC_STORAGE_DIR"], *export.storage_key.split("/"))
+    path = js.Blobs(app).path(export.storage_key)
     data = bytearray(open(path, "rb").read())
     assert len(data) > HEADER_SIZE + 4 * (SEGMENT_SIZE + TAG_SIZE)
     data[HEADER_SIZE + (SEGMENT_SIZE + TAG_SIZE) + 10] ^= 0x01  # inside the second segment

@@ -262,7 +262,7 @@ def test_a_built_bundle_is_encrypted_at_rest(app, db_session, login):
     owner = login("owner")
     export_id = js.request_bundle(owner, app, "pat1")
     export = db_session.get(Export, export_id)
-    stored = os.path.join(app.config["CALLREC_STORAGE_DIR"], *export.storage_key.split("/"))
+    stored = js.Blobs(app).path(export.storage_key)
     with open(stored, "rb") as blob:
         assert blob.read(len(MAGIC)) == MAGIC
     for folder, _, files in os.walk(app.config["CALLREC_STORAGE_DIR"]):

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from callrec_plugin import clock, evidence, holds
+from callrec_plugin import clock, evidence, holds, scoping
 from callrec_plugin.erasure import extend_retention
 from callrec_plugin.identity import Actor
 from callrec_plugin.models import Hold, HoldKind, Recording, RecordingStatus
@@ -68,7 +68,7 @@ class Retention(RuleBasedStateMachine):
           note=st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=10))
     def link(self, index, complaint, note):
         recording = self.recording(index)
-        summary = evidence.complaint_in_practice(OWNER, complaint)
+        summary = scoping.complaint_in_practice(OWNER, complaint)
         if recording.id in self.gone:
             with pytest.raises(evidence.EvidenceError, match="purged"):
                 evidence.link(OWNER, recording, summary, note)
@@ -91,7 +91,7 @@ class Retention(RuleBasedStateMachine):
     def unlink(self, pick):
         recording_id, complaint = sorted(self.linked)[pick % len(self.linked)]
         recording = self.session.get(Recording, recording_id)
-        evidence.unlink(OWNER, recording, evidence.complaint_in_practice(OWNER, complaint), "wrong call")
+        evidence.unlink(OWNER, recording, scoping.complaint_in_practice(OWNER, complaint), "wrong call")
         self.session.commit()
         self.linked.discard((recording_id, complaint))
         self._model_release(lambda h: h["recording"] == recording_id and h["complaint"] == complaint)

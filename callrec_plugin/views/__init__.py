@@ -56,12 +56,17 @@ def allowed_or_403(actor, action, recording=None, **details):
     return decision
 
 
-def refused_409(actor, action, refusal, **audit_fields):
-    """A rule of the service refused the change: undo it, audit the refusal, answer 409 with its reason."""
+def refused(status, actor, action, refusal, **audit_fields):
+    """Undo what the request changed, audit the refusal once, answer ``status`` (a 404 says no more)."""
     db_session().rollback()
     audit.record(action, "denied", actor=actor, reason=str(refusal), **audit_fields)
     db_session().commit()
-    abort(409, str(refusal))
+    abort(status, None if status == 404 else str(refusal))
+
+
+def refused_409(actor, action, refusal, **audit_fields):
+    """A rule of the service refused the change: undo it, audit the refusal, answer 409 with its reason."""
+    refused(409, actor, action, refusal, **audit_fields)
 
 
 # What reading a stored recording or bundle raises when it cannot be served.

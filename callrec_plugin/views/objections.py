@@ -9,18 +9,13 @@ from callrec_plugin.models import PatientObjection
 from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import find_recording, patient_in_practice
-from callrec_plugin.views import blueprint, login_required, submitted_or_400
+from callrec_plugin.views import blueprint, login_required, refused, submitted_or_400
 
 ROUTES = {"callrec.record_objection": Action.RECORD_OBJECTION}
 
 
-def refuse(actor, patient_ref, status, reason):
-    """Undo what was decided so far, audit the refusal once, answer ``status``."""
-    db_session().rollback()
-    audit.record(Action.RECORD_OBJECTION, "denied", actor=actor, object_type="patient", object_id=patient_ref[:64],
-                 patient_ref=patient_ref[:64], reason=reason)
-    db_session().commit()
-    abort(status, None if status == 404 else reason)
+def _about(patient_ref):
+    return {"object_type": "patient", "object_id": patient_ref[:64], "patient_ref": patient_ref[:64]}
 
 
 @blueprint.route("/patients/<patient_ref>/objections", methods=["POST"])
@@ -30,17 +25,17 @@ def record_objection(patient_ref):
     form = ObjectionForm(prefix="callrec-objection")
     patient = patient_in_practice(actor, patient_ref)
     if patient is None:
-        refuse(actor, patient_ref, 404, "no such patient in the user's practice")
-    decision = authorize(actor, Action.RECORD_OBJECTION, object_type="patient", object_id=patient_ref,
-                         patient_ref=patient_ref)
+        refused(404, actor, Action.RECORD_OBJECTION, "no such patient in the user's practice", **_about(patient_ref))
+    decision = authorize(actor, Action.RECORD_OBJECTION, **_about(patient_ref))
     if not decision:
         abort(403, decision.reason)
     submitted_or_400(form)
     recording_id = form.recording_id.data or None
     if recording_id and (recording := find_recording(actor, recording_id)) is None:
-        refuse(actor, patient_ref, 404, "no such call in the user's practice")
+        refused(404, actor, Action.RECORD_OBJECTION, "no such call in the user's practice", **_about(patient_ref))
     if recording_id and recording.patient_ref != patient_ref:
-        refuse(actor, patient_ref, 400, "That call is not one of this patient's calls.")
+        refused(400, actor, Action.RECORD_OBJECTION, "That call is not one of this patient's calls.",
+                **_about(patient_ref))
     objection = PatientObjection(
         practice_ref=actor.practice_ref, patient_ref=patient_ref, recording_id=recording_id,
         note=(form.note.data or "").strip(), recorded_by_ref=actor.ref, recorded_by_name=actor.name,

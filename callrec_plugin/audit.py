@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import g, has_request_context, request
 
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.models import AuditEvent, utcnow
 
 GENESIS_HASH = "0" * 64

@@ -4,7 +4,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from callrec_plugin import audit, checkpoints, cli_jobs, migrate
-from callrec_plugin.extension import get_state
+from callrec_plugin.state import get_state
 from callrec_plugin.manager import describe_plugins
 
 

@@ -21,7 +21,7 @@ from flask import current_app, g
 from flask.cli import with_appcontext
 
 from callrec_plugin import jobs, queueing
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 
 
 def register(group):

@@ -1,7 +1,7 @@
 """Changing retention: extending is allowed to the owner or manager; shortening only through the
 lawful erasure path, which needs a request and the approval of a second, different person."""
 from callrec_plugin import audit, clock
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.holds import lock_active
 from callrec_plugin.models import ErasureRequest, RecordingStatus

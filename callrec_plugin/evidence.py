@@ -4,7 +4,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from callrec_plugin import audit, clock
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.holds import _release, active_complaint_holds, place_holds
 from callrec_plugin.models import ComplaintLink, HoldKind, Recording, RecordingStatus

@@ -44,7 +44,7 @@ from flask import current_app
 from callrec_plugin import audit, queueing
 from callrec_plugin.csv_cells import safe_cell
 from callrec_plugin.crypto import DecryptingReader, encrypt_stream, generate_data_key
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.jobs import EXPORT, heartbeat, kill_point
 from callrec_plugin.models import (

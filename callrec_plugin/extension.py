@@ -1,31 +1,11 @@
 """The CallRec extension object: init_app, per-app state and the error messages for misuse."""
 import os
-from dataclasses import dataclass, field
-
-from flask import current_app
 
 from callrec_plugin.config import apply_defaults
 from callrec_plugin.manager import make_plugin_manager
+from callrec_plugin.state import CallRecSetupError, CallRecState, get_state
 
-
-class CallRecSetupError(RuntimeError):
-    """callrec was set up in a way that cannot work; the message says what to change."""
-
-
-@dataclass
-class CallRecState:
-    """What callrec keeps per app, in ``app.extensions["callrec"]``."""
-
-    extension: "CallRec"
-    pm: object
-    db: object
-    failed_plugins: list = field(default_factory=list)
-    cache: dict = field(default_factory=dict)  # derived from config (the key ring), rebuilt when it changes
-    plugins_checked: bool = False  # check_pending ran after the host registered its own plugins
-
-    @property
-    def session(self):
-        return self.db.session
+__all__ = ["CallRec", "CallRecSetupError", "get_state"]
 
 
 class CallRec:
@@ -112,19 +92,3 @@ def _register_cli(app, pm):
     group = make_cli()
     pm.hook.callrec_register_commands(cli=group)
     app.cli.add_command(group)
-
-
-def get_state(app=None):
-    """The callrec state of the app (current_app by default), with a clear error if there is none."""
-    app = app or current_app
-    try:
-        return app.extensions["callrec"]
-    except KeyError:
-        raise CallRecSetupError(
-            "callrec is not initialised on this app: call CallRec(app) or callrec.init_app(app)."
-        ) from None
-
-
-def db_session():
-    """The host's SQLAlchemy session, which callrec shares."""
-    return get_state().session

@@ -7,7 +7,7 @@ the last hold starts the grace period; eligibility is recomputed from the holds 
 import sqlalchemy as sa
 
 from callrec_plugin import audit, clock
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.models import Hold, HoldKind, Recording, RecordingStatus, new_id

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import flask_login
 from flask import g
 
-from callrec_plugin.extension import get_state
+from callrec_plugin.state import get_state
 from callrec_plugin.roles import ROLES
 
 

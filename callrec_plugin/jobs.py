@@ -27,7 +27,7 @@ import traceback
 import sqlalchemy as sa
 from flask import current_app, g, has_app_context
 
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.models import Job, utcnow
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app, request
 
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.formatting import days_left_text, direction_label, duration_text, when_text
 from callrec_plugin.models import ComplaintLink, Hold, PatientObjection, Recording, RecordingStatus, utcnow
 from callrec_plugin.retention import days_until, eligibility, grace_period, purge_after_summary

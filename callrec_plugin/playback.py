@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from flask import current_app, request
 from werkzeug.wrappers import Response
 
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.models import AccessGrant, Recording, utcnow
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from callrec_plugin import audit
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.models import ComplaintLink, RecordingStatus
 from callrec_plugin.roles import (
     AUDIO_ACTIONS,

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from callrec_plugin import audit, clock
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.holds import sync_complaint_holds
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.jobs import heartbeat, kill_point

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from callrec_plugin import jobs
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.models import Job, utcnow
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import abort
 
 from callrec_plugin import audit
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.models import Recording
 
 

@@ -7,7 +7,7 @@ the current user, and joins the answers in pluggy's call order. An unknown slot 
 """
 from markupsafe import Markup, escape
 
-from callrec_plugin.extension import get_state
+from callrec_plugin.state import get_state
 from callrec_plugin.identity import current_actor
 
 SLOT_PREFIX = "callrec_slot_"

@@ -1,7 +1,7 @@
 """Built-in answer to ``callrec_should_record``: not for a number of a patient who objected."""
 import sqlalchemy as sa
 
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.hooks import hookimpl
 from callrec_plugin.models import PatientObjection
 

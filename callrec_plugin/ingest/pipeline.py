@@ -15,7 +15,7 @@ from flask import current_app
 from callrec_plugin import audit
 from callrec_plugin.crypto import TooLargeError, encrypt_stream, generate_data_key
 from callrec_plugin.defaults.objections import patient_has_objected
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.ingest.audio import HEAD_BYTES, UnsupportedAudio, probe

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app
 from callrec_plugin import audit
 from callrec_plugin.audit import AuditWriteError, request_id
 from callrec_plugin.crypto import TamperedError
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.keyring import KeyRingError
 from callrec_plugin.policy import authorize

@@ -3,7 +3,7 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, url_for
 
 from callrec_plugin import audit, clock
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.forms import AssessmentForm, ResponseForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Assessment, AuditEvent, Recording

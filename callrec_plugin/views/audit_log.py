@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import Response, abort, render_template, request, stream_with_context, url_for
 
 from callrec_plugin.csv_cells import safe_cell
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import AuditEvent
 from callrec_plugin.panels import requested_page

@@ -12,7 +12,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from callrec_plugin import audit, exports, queueing
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import AuditEvent, Disclosure, DisclosureItem, Export
 from callrec_plugin.roles import MONITORING_ROLES, Action

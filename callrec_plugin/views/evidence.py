@@ -3,7 +3,7 @@ from flask import abort, flash, redirect
 
 from callrec_plugin import audit
 from callrec_plugin.evidence import EvidenceError, link, unlink
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.forms import AttachForm, DetachForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.roles import Action

@@ -6,7 +6,7 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from callrec_plugin import audit, exports, queueing
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Export, utcnow
 from callrec_plugin.playback import audit_tampering_while_streaming

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from callrec_plugin import audit
-from callrec_plugin.extension import db_session, get_state
+from callrec_plugin.state import db_session, get_state
 from callrec_plugin.forms import ConfirmForm, HoldForm
 from callrec_plugin.holds import HoldError, PLACEABLE_KINDS, approve_release, place_holds, recordings_for_hold
 from callrec_plugin.identity import current_actor

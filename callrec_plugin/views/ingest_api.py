@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
 from callrec_plugin import audit
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.ingest import signing
 from callrec_plugin.ingest.pipeline import IngestError, ingest_audio

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 
 from callrec_plugin import audit, queueing
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Job
 from callrec_plugin.policy import authorize

@@ -2,7 +2,7 @@
 from flask import abort, flash, redirect
 
 from callrec_plugin import audit
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.forms import ObjectionForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import PatientObjection

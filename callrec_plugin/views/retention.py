@@ -6,7 +6,7 @@ from flask import abort, flash, redirect, render_template, url_for
 
 from callrec_plugin import audit, clock
 from callrec_plugin.erasure import RetentionError, approve_erasure, extend_retention, request_erasure
-from callrec_plugin.extension import db_session
+from callrec_plugin.state import db_session
 from callrec_plugin.forms import ConfirmForm, ErasureForm, ExtendRetentionForm, TrainingForm
 from callrec_plugin.holds import holds_of
 from callrec_plugin.identity import current_actor

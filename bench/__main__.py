@@ -18,8 +18,11 @@ FIGURES = [
     ("bench.playback_bench", {}, {"size": 8 * 2**20, "range_requests": 10}),
     ("bench.ingest_bench", {}, {"small": 2 * 2**20, "large": 20 * 2**20}),
     ("bench.panel_bench", {}, {"rows": 20_000}),
+    ("bench.call_log_bench", {}, {"rows": 50_000, "repeat": 10}),
     ("bench.export_bench", {}, {"quick": True}),
+    ("bench.should_record_bench", {}, {"repeat": 50}),
     ("bench.purge_bench", {}, {"quick": True}),
+    ("bench.http_bench", {}, {"quick": True}),
 ]
 
 
@@ -33,6 +36,12 @@ def main():
             traceback.print_exc()
             rows.append(Row(f"{module_name} FAILED", type(exc).__name__, str(exc)[:40], float("nan"), "", False))
     print_table(rows)
+    from bench import results
+
+    if QUICK:  # a smoke run's small sizes are not the figures of record
+        print("\nquick run: bench/RESULTS.md left as it was")
+    else:
+        print(f"\nwritten to {results.write(rows, QUICK)}")
     missed = [row.figure for row in rows if not row.ok]
     print(f"\n{len(rows) - len(missed)} of {len(rows)} figures meet their bar" + (f"; missed: {', '.join(missed)}" if missed else ""))
     return 0

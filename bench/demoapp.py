@@ -62,6 +62,20 @@ def _dispose(app):
         db.engine.dispose()
 
 
+def demo_config(state, database_url):
+    """The bench's demo config (also read by the gunicorn workers of the HTTP bench: bench/http_app.py)."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        "SECRET_KEY": "bench",
+        "CALLREC_STORAGE_DIR": os.path.join(state, "storage"),
+        "CALLREC_KEY_FILE": os.path.join(state, "keys.txt"),
+        "CALLREC_AUDIT_SIGNING_KEY_FILE": os.path.join(state, "audit.pem"),
+        "CALLREC_LOAD_ENTRY_POINTS": False,
+        "CALLREC_MAX_AUDIO_BYTES": 2**31,
+    }
+
+
 def make_demo_app(state_dir, database_url=None):
     """The demo host with its state in ``state_dir`` (the caller removes it: see demo_app)."""
     from callrec_plugin import migrate
@@ -71,16 +85,7 @@ def make_demo_app(state_dir, database_url=None):
 
     state = state_dir
     database_url = database_url or f"sqlite:///{os.path.join(state, 'bench.db')}"
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
-        "SECRET_KEY": "bench",
-        "CALLREC_STORAGE_DIR": os.path.join(state, "storage"),
-        "CALLREC_KEY_FILE": os.path.join(state, "keys.txt"),
-        "CALLREC_AUDIT_SIGNING_KEY_FILE": os.path.join(state, "audit.pem"),
-        "CALLREC_LOAD_ENTRY_POINTS": False,
-        "CALLREC_MAX_AUDIO_BYTES": 2**31,
-    })
+    app = create_app(demo_config(state, database_url))
     with app.app_context():
         db.drop_all()
         from callrec_plugin.models import metadata

@@ -68,5 +68,23 @@ def _run(app, rows, patient_calls, repeat):
     ours, host = side_by_side(with_panel, without_panel, repeat=repeat)
     app.jinja_env.globals["callrec_slot"] = real_slot
     ratio = ours / host
+    statements = _panel_statements(app, with_panel, without_panel)
+    app.jinja_env.globals["callrec_slot"] = real_slot
     return [Row(f"patient page with panel ({patient_calls} calls, {total:,} rows, {dialect})",
-                f"{ours * 1000:.2f} ms", f"without panel {host * 1000:.2f} ms", ratio, "≤ 1.2", ratio <= 1.2)]
+                f"{ours * 1000:.2f} ms", f"without panel {host * 1000:.2f} ms", ratio, "≤ 1.2", ratio <= 1.2),
+            Row(f"statements per patient panel, counted at the server ({dialect})", str(statements),
+                "page with panel − page without", statements, "= 1", statements == 1)]
+
+
+def _panel_statements(app, with_panel, without_panel):
+    """What the panel adds to the page's statements, counted at the database server (server_statements)."""
+    from bench.server_statements import server_statements
+    from examples.practice_host.models import db
+
+    with app.app_context():
+        engine = db.engine
+    with server_statements(engine) as panel:
+        with_panel()
+    with server_statements(engine) as bare:
+        without_panel()
+    return panel.statements - bare.statements

@@ -7,6 +7,7 @@ the newest rows is caught by comparing against a signed checkpoint (see checkpoi
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from flask import g, has_request_context, request
 
 from callrec_plugin.state import db_session
 from callrec_plugin.models import AuditEvent, utcnow
+
+log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 
@@ -62,8 +65,21 @@ def request_id():
 
 
 def _lock_chain(session):
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK})
+    """Hold the chain's write lock, until this transaction ends, before the head is read.
+
+    Two appenders that read the same head both write the next ``seq``; one then fails the unique
+    constraint. PostgreSQL: a transaction-scoped advisory lock. SQLite has none, and pysqlite starts
+    a transaction only at the first INSERT/UPDATE/DELETE, so the head would be read outside any
+    lock: open the transaction with ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe),
+    which takes SQLite's single write lock now, waiting up to the busy timeout. A transaction that
+    has already written holds that lock already.
+    """
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK})
+    elif dialect == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _head(session):
@@ -110,6 +126,8 @@ def record(action, outcome, *, actor=None, reason=None, recording=None, object_t
         session.flush()
     except sa.exc.SQLAlchemyError as exc:
         session.rollback()
+        log.error("callrec audit event %s/%s could not be written (request %s): %s", action, outcome,
+                  request_id() or request_ref, exc, exc_info=exc)
         raise AuditWriteError(f"the audit event for {action} could not be written: {exc}") from exc
     return event
 
@@ -135,8 +153,13 @@ def record_many(session, events):
             row["prev_hash"] = prev_hash
             row["hash"] = prev_hash = chain_hash(prev_hash, row)
             rows.append(row)
-        session.execute(sa.insert(AuditEvent), rows)
+        # Multi-row INSERTs: executemany would reach the server as one statement per event.
+        for start in range(0, len(rows), 1000):
+            session.execute(sa.insert(AuditEvent).values(rows[start:start + 1000]))
     except sa.exc.SQLAlchemyError as exc:
+        log.error("callrec audit: %d events (%s) could not be written (request %s): %s", len(events),
+                  ", ".join(sorted({str(values.get("action")) for values in events})), request_id(), exc,
+                  exc_info=exc)
         raise AuditWriteError(f"audit events could not be written: {exc}") from exc
     return rows
 

@@ -3,9 +3,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from callrec_plugin import audit, checkpoints, cli_jobs, migrate
+from callrec_plugin import audit, checkpoints, cli_call_log, cli_jobs, cli_monitoring, cli_pbx, migrate
 from callrec_plugin.state import get_state
 from callrec_plugin.manager import describe_plugins
+from callrec_plugin.storage_migration import storage_group
 
 
 def _engine():
@@ -19,31 +20,12 @@ def make_cli():
     group.add_command(plugins_command)
     group.add_command(audit_group())
     group.add_command(keys_group())
-    group.add_command(import_command)
+    cli_pbx.register(group)  # import, staff remap, config
     cli_jobs.register(group)
+    cli_monitoring.register(group)
+    cli_call_log.register(group)
+    group.add_command(storage_group())
     return group
-
-
-@click.command("import")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
-@click.option("--cdr", "cdr_path", type=click.Path(exists=True, dir_okay=False),
-              help="Asterisk CDR CSV (Master.csv) to match on uniqueid for caller id, start and disposition.")
-@click.option("--practice", "practice_ref", help="Practice ref to file the calls under "
-              "(default CALLREC_DEFAULT_PRACTICE).")
-@click.option("--min-age", "min_age", default=60, show_default=True, type=click.IntRange(0),
-              help="Skip files changed fewer than this many seconds ago (a call still being recorded).")
-def import_command(path, cdr_path, practice_ref, min_age):
-    """Import a FreePBX/Asterisk monitor tree (YYYY/MM/DD/<type>-<to>-<from>-<date>-<time>-<uniqueid>.<ext>)."""
-    from callrec_plugin.ingest.freepbx_import import import_tree
-
-    practice_ref = practice_ref or current_app.config["CALLREC_DEFAULT_PRACTICE"]
-    if not practice_ref:
-        raise click.UsageError("name the practice: --practice REF (or set CALLREC_DEFAULT_PRACTICE)")
-    config = current_app.config
-    summary = import_tree(path, practice_ref, cdr_path, config["CALLREC_PBX_TIMEZONE"],
-                          config["CALLREC_PBX_OUTSIDE_LINE_PREFIX"], config["CALLREC_PHONE_REGION"], min_age)
-    for line in summary.lines():
-        click.echo(line)
 
 
 def db_group():
@@ -159,7 +141,7 @@ def _key_ring():
 
 
 def keys_group():
-    group = AppGroup("keys", help="Key-encryption keys: status, a new key, rotation.")
+    group = AppGroup("keys", help="Key-encryption keys: status, a new key, rotation, retiring an old key.")
 
     @group.command("status")
     def status():
@@ -199,5 +181,18 @@ def keys_group():
 
         done = rotate_keys(get_state().session, ring, batch_size=batch_size, progress=progress)
         click.echo(f"done: {done} data keys re-wrapped; all recordings are on key {ring.newest_id}")
+
+    @group.command("retire")
+    @click.argument("key_id")
+    def retire(key_id):
+        """Destroy an old key-encryption key once nothing live is wrapped by it (shreds old backups' calls)."""
+        from callrec_plugin.key_retirement import RetireError, retire_key
+
+        try:
+            retire_key(get_state().session, current_app.config["CALLREC_KEY_FILE"], key_id, _key_ring())
+        except RetireError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"key {key_id} removed from {current_app.config['CALLREC_KEY_FILE']}: calls in backups whose "
+                   "data keys it wrapped can no longer be decrypted")
 
     return group

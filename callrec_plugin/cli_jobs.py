@@ -6,8 +6,8 @@ Processes to run in production (docs/jobs.md):
 
 * ``flask --app yourpms callrec worker`` — any number: real RQ workers on ``CALLREC_QUEUE``, each
   started with RQ's scheduler (needed for the back-off of ``Retry``; RQ elects one of them by a lock);
-* ``flask --app yourpms callrec scheduler`` — exactly one: enqueues the daily reconciler and purge at
-  ``CALLREC_PURGE_AT`` and re-enqueues what the database says is still to do. A second copy waits idle
+* ``flask --app yourpms callrec scheduler`` — exactly one: enqueues the purge every
+  ``CALLREC_PURGE_INTERVAL_MINUTES`` (hourly) and the reconciler daily, and re-enqueues what the database says is still to do. A second copy waits idle
   on a Redis lock instead of scheduling twice.
 """
 import logging
@@ -20,7 +20,8 @@ import click
 from flask import current_app, g
 from flask.cli import with_appcontext
 
-from callrec_plugin import jobs, queueing
+from callrec_plugin import jobs, queueing, worker_liveness
+from callrec_plugin.redis_wait import connection_errors, wait_for_redis
 from callrec_plugin.state import db_session
 
 
@@ -48,8 +49,6 @@ def _logging(verbose):
 @with_appcontext
 def worker_command(burst, name, with_scheduler, max_jobs, verbose):
     """Run an RQ worker for callrec's queue (needs CALLREC_REDIS_URL)."""
-    from rq import Worker
-
     _logging(verbose)
     app = current_app._get_current_object()
     url = queueing.redis_url(app)
@@ -60,13 +59,20 @@ def worker_command(burst, name, with_scheduler, max_jobs, verbose):
     jobs.set_worker_app(app)  # RQ's forked work horses inherit it
     db_session().remove()
     app.extensions["sqlalchemy"].engine.dispose()  # no pooled connection crosses the fork
-    connection = queueing.connect(url)
-    queue = queueing.rq_queue(connection, app)
-    worker = Worker([queue], connection=connection, name=name or f"callrec-{socket.gethostname()}-{os.getpid()}")
-    click.echo(f"callrec worker {worker.name} on queue {queue.name!r} at {_redacted(url)}"
-               f"{' (burst)' if burst else ''}{' with RQ scheduler' if with_scheduler else ''}")
-    worker.work(burst=burst, with_scheduler=with_scheduler, max_jobs=max_jobs,
-                logging_level="DEBUG" if verbose else "INFO")
+    while True:  # Redis down at start or lost later: wait, reconnect, start a fresh RQ worker
+        connection = wait_for_redis(url)
+        queue = queueing.rq_queue(connection, app)
+        # Short heartbeats while a job runs, so that the scheduler sees a dead worker within seconds.
+        worker = worker_liveness.make_worker([queue], connection,
+                                             name or f"callrec-{socket.gethostname()}-{os.getpid()}", app.config)
+        click.echo(f"callrec worker {worker.name} on queue {queue.name!r} at {_redacted(url)}"
+                   f"{' (burst)' if burst else ''}{' with RQ scheduler' if with_scheduler else ''}")
+        try:
+            worker.work(burst=burst, with_scheduler=with_scheduler, max_jobs=max_jobs,
+                        logging_level="DEBUG" if verbose else "INFO")
+            return
+        except connection_errors() as exc:
+            logging.getLogger("callrec_plugin.redis").warning("lost Redis at %s (%s); reconnecting", _redacted(url), exc)
 
 
 def _redacted(url):
@@ -77,18 +83,20 @@ def _redacted(url):
 
 
 @click.command("scheduler")
-@click.option("--interval", type=click.FloatRange(0.2), default=30.0, show_default=True,
-              help="Seconds between rounds.")
+@click.option("--interval", type=click.FloatRange(0.2), default=10.0, show_default=True,
+              help="Seconds between rounds (a job whose worker died runs again within "
+                   "CALLREC_WORKER_DEAD_AFTER_SECONDS plus this).")
 @click.option("--once", is_flag=True, help="Do one round and exit.")
 @click.option("-v", "--verbose", is_flag=True)
 @with_appcontext
 def scheduler_command(interval, once, verbose):
-    """Run THE scheduler: the daily reconcile and purge, and re-enqueueing of saved intents. Run one."""
+    """Run THE scheduler: the hourly purge, the daily reconcile, and re-enqueueing of saved intents. Run one."""
     _logging(verbose)
     log = logging.getLogger("callrec_plugin.scheduler")
     app = current_app._get_current_object()
     lock = None
     if queueing.redis_url(app):
+        wait_for_redis(queueing.redis_url(app))  # Redis down at start: wait, logging each try
         lock = queueing.SchedulerLock(queueing.connect(), app.config["CALLREC_QUEUE"], ttl=max(10, int(interval * 3)))
     else:
         log.info("CALLREC_REDIS_URL is not set: scheduled jobs run in-process, in this scheduler")
@@ -99,7 +107,8 @@ def scheduler_command(interval, once, verbose):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    click.echo(f"callrec scheduler: daily purge at {app.config['CALLREC_PURGE_AT']} UTC, a round every {interval:g} s")
+    click.echo(f"callrec scheduler: purge every {app.config['CALLREC_PURGE_INTERVAL_MINUTES']:g} min, reconcile daily, "
+               f"a round every {interval:g} s")
     try:
         while not stopping:
             try:
@@ -112,7 +121,7 @@ def scheduler_command(interval, once, verbose):
                 db_session().remove()
             if done.get("skipped"):
                 log.info("scheduler round skipped: %s", done["skipped"])
-            elif done.get("daily") or any(done.get(k) for k in ("enqueued", "requeued", "abandoned")):
+            elif done.get("scheduled") or any(done.get(k) for k in ("enqueued", "requeued", "abandoned")):
                 log.info("scheduler round: %s", done)
             if once:
                 break
@@ -154,5 +163,11 @@ def reconcile_command():
     job = queueing.create_job(jobs.RECONCILE, requested_by_ref="cli")
     click.echo(jobs.execute(job.id, retrying=False))
     report = g.get("_callrec_report")
+    try:  # what the scheduler does every round: saved intents and jobs of dead workers go back on the queue
+        requeued = queueing.requeue_pending()
+    except queueing.QueueUnavailable as exc:
+        requeued = {"skipped": str(exc)}
+    if any(requeued.values()):
+        click.echo("jobs: " + ", ".join(f"{k} {v}" for k, v in requeued.items()))
     for recording_id in getattr(report, "missing", []):
         click.echo(f"blob missing: recording {recording_id} (see the audit trail, action blob_missing)")

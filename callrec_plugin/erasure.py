@@ -1,27 +1,13 @@
-"""Changing retention: extending is allowed to the owner or manager; shortening only through the
-lawful erasure path, which needs a request and the approval of a second, different person."""
+"""Shortening retention: only through the lawful erasure path, which needs a request and the approval of
+a second, different person. (Keeping a call longer is extensions.py: a listed reason, a per-practice cap.)"""
 from callrec_plugin import audit, clock
 from callrec_plugin.state import db_session
 from callrec_plugin.forms import has_control_characters
-from callrec_plugin.holds import lock_active
 from callrec_plugin.models import ErasureRequest, RecordingStatus
 
 
 class RetentionError(ValueError):
     """Retention could not be changed; the message says why."""
-
-
-def extend_retention(actor, recording, new_retain_until, reason):
-    if not (reason or "").strip() or has_control_characters(reason):
-        raise RetentionError("give the reason for keeping the call longer, in plain text")
-    if not lock_active([recording]):  # a purge that got there first has already destroyed the audio
-        raise RetentionError("the call has been purged")
-    if new_retain_until <= recording.retain_until:
-        raise RetentionError("retention can only be extended here; shortening needs the lawful erasure path")
-    before = recording.retain_until
-    recording.retain_until = new_retain_until
-    audit.record("retention_extended", "done", actor=actor, recording=recording,
-                 reason=f"{before:%Y-%m-%d} -> {new_retain_until:%Y-%m-%d}: {reason.strip()}")
 
 
 def request_erasure(actor, recording, reason):

@@ -41,27 +41,36 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from flask import current_app
 
-from callrec_plugin import audit, queueing
+from callrec_plugin import audit, subject_access
+from callrec_plugin import redaction  # the notes of what was silenced, carried by every bundle
 from callrec_plugin.csv_cells import safe_cell
+from callrec_plugin.digests import BackgroundSHA256
 from callrec_plugin.crypto import DecryptingReader, encrypt_stream, generate_data_key
 from callrec_plugin.state import db_session, get_state
+from callrec_plugin.holds import place_holds, release_disclosure_holds
 from callrec_plugin.identity import SYSTEM
-from callrec_plugin.jobs import EXPORT, heartbeat, kill_point
+from callrec_plugin.people import name_of
+from callrec_plugin.job_records import EXPORT, create_job, heartbeat
+from callrec_plugin.kill_points import kill_point
 from callrec_plugin.models import (
     AuditEvent,
     Disclosure,
     DisclosureItem,
     Export,
+    HoldKind,
     Job,
     PatientObjection,
     Recording,
     RecordingStatus,
+    SubjectAccessRequest,
     Tombstone,
     utcnow,
 )
-from callrec_plugin.playback import keyring, open_plaintext, storage_backend
+from callrec_plugin.playback import keyring, open_plaintext, storage_backend, stored_size
 from callrec_plugin.roles import MONITORING_ROLES
+from callrec_plugin.practice_settings import settings_for
 from callrec_plugin.scoping import patient_in_practice
+from callrec_plugin.visibility import assessment_event_condition, role_term
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +110,28 @@ def link_lifetime():
 # -- requests --------------------------------------------------------------------------------------
 
 
-def request_subject_access(actor, patient_ref):
-    """Record a subject-access export and its job (committed). Returns (export, job)."""
-    patient_ref = (patient_ref or "").strip()
-    if patient_in_practice(actor, patient_ref) is None:
+def request_subject_access(actor, entry):
+    """Queue the bundle answering a registered subject-access request (``subject_access.register``),
+    and its job (committed). Only the person who registered the request builds and downloads it: a
+    bundle of a patient's calls never leaves without a request on record. Returns (export, job)."""
+    if entry is None or entry.practice_ref != actor.practice_ref:
+        raise ExportError("Register the subject access request first: a bundle answers a registered request.",
+                          status=404)
+    if entry.registered_by_ref != actor.ref:
+        raise ExportError("Only the person who registered this request may build and download its bundle.",
+                          status=403)
+    if patient_in_practice(actor, entry.patient_ref) is None:
         raise ExportError("There is no such patient in your practice.", status=404)
     session = db_session()
-    export = Export(practice_ref=actor.practice_ref, kind=SUBJECT_ACCESS, patient_ref=patient_ref,
-                    requested_by_ref=actor.ref, status=QUEUED, created_at=utcnow())
+    export = Export(practice_ref=actor.practice_ref, kind=SUBJECT_ACCESS, patient_ref=entry.patient_ref,
+                    subject_access_id=entry.id, requested_by_ref=actor.ref, requested_by_name=actor.name,
+                    status=QUEUED, created_at=utcnow())
     session.add(export)
     session.flush()
-    job = queueing.create_job(EXPORT, practice_ref=actor.practice_ref, object_id=export.id,
-                              requested_by_ref=actor.ref, commit=False)
+    job = create_job(EXPORT, practice_ref=actor.practice_ref, object_id=export.id,
+                     requested_by_ref=actor.ref, commit=False)
     audit.record("export_requested", "done", actor=actor, object_type="export", object_id=export.id,
-                 patient_ref=patient_ref, reason="subject access bundle requested")
+                 patient_ref=entry.patient_ref, reason=f"subject access bundle requested for request {entry.id}")
     session.commit()
     return export, job
 
@@ -163,11 +180,22 @@ def request_disclosure(actor, *, recipient, recipient_kind, legal_basis, referen
     session.add(disclosure)
     session.flush()
     session.add_all([DisclosureItem(disclosure_id=disclosure.id, recording_id=rid) for rid in recording_ids])
+    _hold_for_disclosure(actor, disclosure, recording_ids)
     audit.record("disclosure_requested", "done", actor=actor, object_type="disclosure", object_id=disclosure.id,
                  reason=f"{RECIPIENT_KINDS[recipient_kind]} {recipient[:80]}, reference {reference[:60]}: "
                         f"{len(recording_ids)} calls; legal basis: {legal_basis[:300]}")
     session.commit()
     return disclosure
+
+
+def _hold_for_disclosure(actor, disclosure, recording_ids):
+    """From the request on, the calls are kept: a purge cannot take them while a second approver is
+    awaited, nor for CALLREC_DISCLOSURE_HOLD_DAYS after delivery. The hold carries the reference."""
+    recordings = db_session().scalars(sa.select(Recording).where(
+        Recording.practice_ref == disclosure.practice_ref, Recording.id.in_(recording_ids))).all()
+    kind = RECIPIENT_KINDS.get(disclosure.recipient_kind, disclosure.recipient_kind).lower()
+    place_holds(actor, recordings, HoldKind.DISCLOSURE, f"disclosure {disclosure.id} to {kind}: "
+                f"{disclosure.recipient}", external_reference=disclosure.reference, group_id=disclosure.id)
 
 
 def approve_disclosure(actor, disclosure):
@@ -182,13 +210,14 @@ def approve_disclosure(actor, disclosure):
     session = db_session()
     now = utcnow()
     export = Export(practice_ref=disclosure.practice_ref, kind=DISCLOSURE, disclosure_id=disclosure.id,
-                    requested_by_ref=disclosure.requested_by_ref, status=QUEUED, created_at=now)
+                    requested_by_ref=disclosure.requested_by_ref, status=QUEUED, created_at=now,
+                    requested_by_name=name_of(disclosure.practice_ref, disclosure.requested_by_ref))
     session.add(export)
     session.flush()
     disclosure.status, disclosure.approved_by_ref, disclosure.approved_at = "approved", actor.ref, now
     disclosure.export_id = export.id
-    job = queueing.create_job(EXPORT, practice_ref=disclosure.practice_ref, object_id=export.id,
-                              requested_by_ref=disclosure.requested_by_ref, commit=False)
+    job = create_job(EXPORT, practice_ref=disclosure.practice_ref, object_id=export.id,
+                     requested_by_ref=disclosure.requested_by_ref, commit=False)
     audit.record("disclosure_approved", "done", actor=actor, object_type="disclosure", object_id=disclosure.id,
                  reason=f"approved; requested by {disclosure.requested_by_ref}; bundle {export.id} queued")
     session.commit()
@@ -201,6 +230,7 @@ def refuse_disclosure(actor, disclosure, reason):
     if not actor.has_any(MONITORING_ROLES):
         raise ExportError("Only the practice owner or manager may refuse a disclosure.", status=403)
     disclosure.status = "refused"
+    release_disclosure_holds(disclosure.id, "refused", actor=actor)
     audit.record("disclosure_refused", "done", actor=actor, object_type="disclosure", object_id=disclosure.id,
                  reason=(reason or "refused").strip()[:500])
     db_session().commit()
@@ -221,10 +251,21 @@ def mark_failed(export_id, message, final=True, commit=True):
         key = export.storage_key
         if key:
             storage_backend().delete(key)
+            _remove_temp_files(storage_backend(), key)
         audit.record("export_failed", "failed", actor=SYSTEM, object_type="export", object_id=export.id,
                      practice_ref=export.practice_ref, patient_ref=export.patient_ref, reason=message[:500])
     if commit:
         session.commit()
+
+
+def _remove_temp_files(backend, key):
+    """A killed attempt's half-written, encrypted temporary file: removed as soon as the attempt is
+    known to be over, not left for the orphan sweep (backends without temporary files have nothing)."""
+    remove = getattr(backend, "remove_temp_files", None)
+    if remove is not None:
+        removed = remove(key)
+        if removed:
+            log.info("export blob %s: removed %d temporary files of an interrupted attempt", key, removed)
 
 
 def mark_queued_again(export_id):
@@ -324,10 +365,26 @@ def _plan(export):
     raise ExportError(f"unknown export kind {export.kind!r}")
 
 
+def _role_of(actor_ref):
+    """A person in role terms ("data protection lead"), from the roles the audit trail last recorded."""
+    roles = db_session().scalar(
+        sa.select(AuditEvent.roles).where(AuditEvent.actor_ref == actor_ref).order_by(AuditEvent.seq.desc()).limit(1))
+    return role_term(roles or "")
+
+
+def _without_staff(call):
+    """The call as the data subject receives it: who handled it is a member of staff's name, not theirs."""
+    call.staff_name = call.staff_extension = None
+    return call
+
+
 def _plan_subject_access(session, export, base):
     practice, patient_ref = export.practice_ref, export.patient_ref
     summary = get_state().pm.hook.callrec_patient_summary(patient_ref=patient_ref) or {}
-    calls = [_call(r) for r in session.scalars(
+    base["requested_by"] = {"role": _role_of(export.requested_by_ref)}
+    if export.subject_access_id:
+        base["subject_access_request"] = _request_entry(session, export.subject_access_id)
+    calls = [_without_staff(_call(r)) for r in session.scalars(
         sa.select(Recording).where(Recording.practice_ref == practice, Recording.patient_ref == patient_ref,
                                    Recording.status == RecordingStatus.ACTIVE)
         .order_by(Recording.started_at, Recording.id))]
@@ -339,13 +396,15 @@ def _plan_subject_access(session, export, base):
         sa.select(PatientObjection).where(PatientObjection.practice_ref == practice,
                                           PatientObjection.patient_ref == patient_ref)
         .order_by(PatientObjection.recorded_at)).all()
-    objections = [{"recorded_at": _iso(o.recorded_at), "recorded_by": o.recorded_by_name or o.recorded_by_ref,
+    # Staff are named to the patient by role only: the objection was recorded by "a member of staff".
+    objections = [{"recorded_at": _iso(o.recorded_at), "recorded_by": "a member of staff",
                    "call": o.recording_id or "", "note": o.note or "", "withdrawn_at": _iso(o.withdrawn_at) or ""}
                   for o in objections]
     own_ids = sa.select(Recording.id).where(Recording.practice_ref == practice, Recording.patient_ref == patient_ref)
     purged_ids = sa.select(Tombstone.recording_id).where(Tombstone.practice_ref == practice,
                                                          Tombstone.patient_ref == patient_ref)
     audit_filter = sa.and_(AuditEvent.practice_ref == practice,
+                           AuditEvent.action.in_(tuple(SUBJECT_ACCESS_EVENTS)),
                            sa.or_(AuditEvent.patient_ref == patient_ref, AuditEvent.recording_id.in_(own_ids),
                                   AuditEvent.recording_id.in_(purged_ids)))
     patient = {"ref": patient_ref, "name": summary.get("name")}
@@ -374,13 +433,29 @@ def _plan_disclosure(session, export, base):
              "approved_at": _iso(disclosure.approved_at), "recordings": sorted(wanted),
              "not_included": missing}
     base.update(disclosure=entry)
+    # Names stay (the chain of custody); assessments never leave the practice, not even their existence.
     audit_filter = sa.and_(AuditEvent.practice_ref == disclosure.practice_ref,
+                           sa.not_(sa.func.coalesce(assessment_event_condition(), False)),
                            sa.or_(AuditEvent.recording_id.in_(wanted),
                                   sa.and_(AuditEvent.object_type == "disclosure",
                                           AuditEvent.object_id == disclosure.id)))
     note = _cover_disclosure(base, entry, calls, missing)
     extra = {"disclosure.json": (json.dumps(entry, indent=2, ensure_ascii=False) + "\n").encode()}
     return Plan(base, calls, [], missing, [], audit_filter, note, extra)
+
+
+def _requester(base):
+    person = base["requested_by"]
+    return person.get("name") or f"the {person['role']}"
+
+
+def _request_entry(session, entry_id):
+    """The register entry a subject-access bundle answers (dates and the requester's reference)."""
+    entry = session.get(SubjectAccessRequest, entry_id)
+    if entry is None:
+        raise ExportError("the subject access request of this bundle is missing from the register")
+    return {"id": entry.id, "received_on": entry.received_on.isoformat(), "due_on": entry.due_on.isoformat(),
+            "requester_reference": entry.requester_reference or None}
 
 
 def _cover_common_tail(base):
@@ -394,13 +469,13 @@ def _cover_common_tail(base):
         "\nThe audio files are the recordings exactly as stored; nothing was edited or transcribed.\n"
         f"Privacy notice: {config['CALLREC_PRIVACY_NOTICE_REF']}. "
         f"Information governance procedures: {config['CALLREC_IG_PROCEDURES_REF']}.\n"
-        f"Bundle {base['id']}, prepared {base['generated_at']} (UTC) for {base['requested_by']['name']}.\n"
+        f"Bundle {base['id']}, prepared {base['generated_at']} (UTC) for {_requester(base)}.\n"
     )
 
 
 def _cover_subject_access(base, patient, calls, deleted, objections):
     base["generated_at"] = _iso(utcnow())
-    days = current_app.config["CALLREC_RETENTION_DAYS"]
+    months = settings_for(base["practice_ref"]).retention_months
     who = f"{patient['name']} ({patient['ref']})" if patient.get("name") else patient["ref"]
     lines = [
         "Subject access request: telephone call recordings",
@@ -411,15 +486,15 @@ def _cover_subject_access(base, patient, calls, deleted, objections):
         "",
         "This bundle holds every recording of a telephone call between the practice and you that the",
         "practice still holds, the details of each call, any objection to recording you made, and the",
-        "record of everyone who accessed these calls, when, and for what purpose.",
+        "record of who (by role) accessed these calls, when, and for what purpose.",
         "",
         f"  calls/             {len(calls)} recordings",
-        "  calls.csv          date, direction, duration, numbers and staff member of each call",
+        "  calls.csv          date, direction, duration and numbers of each call",
         f"  objections.csv     {len(objections)} objections to recording",
-        "  audit-extract.csv  every access decision about these calls, allowed or refused",
+        "  audit-extract.csv  every access to these calls, allowed or refused: by whom (role), when, why",
         "  manifest.json      the list of files, calls and deleted calls, with checksums",
         "",
-        f"Calls are kept for up to {days} days and then deleted, unless a complaint or an investigation",
+        f"Calls are kept for up to {months} months and then deleted, unless a complaint or an investigation",
         "requires them to be kept longer.",
         f"{len(deleted)} earlier calls were deleted before this request; manifest.json lists their dates",
         "(their audio no longer exists).",
@@ -561,7 +636,35 @@ class BundleWriter:
         return self.sink.drain()
 
 
-def _audit_rows(audit_filter, redact_ip):
+# A data subject is told who accessed their calls in role terms, what they did, for which purpose and
+# when: never staff names, justifications, reasons, IP addresses, assessments or hold details. Only
+# access events are listed; the seq and hash let the practice show each row is in its audit trail.
+SUBJECT_ACCESS_AUDIT_COLUMNS = ("seq", "occurred_at", "accessed_by", "access", "recording_id", "purpose",
+                                "outcome", "hash")
+SUBJECT_ACCESS_EVENTS = {
+    "play": "listened to the call",
+    "download": "downloaded the call",
+    "view_metadata": "looked at the call's details",
+}
+
+
+def _subject_access_audit_row(event):
+    return [event.seq, event.occurred_at, role_term(event.roles), SUBJECT_ACCESS_EVENTS[event.action],
+            event.recording_id, event.purpose, event.outcome, event.hash]
+
+
+def _full_audit_row(event):
+    return [getattr(event, name) for name in AUDIT_COLUMNS]
+
+
+def _audit_extract(plan):
+    """(header, row function) of the plan's audit extract."""
+    if plan.export["kind"] == SUBJECT_ACCESS:
+        return SUBJECT_ACCESS_AUDIT_COLUMNS, _subject_access_audit_row
+    return AUDIT_COLUMNS, _full_audit_row
+
+
+def _audit_rows(audit_filter, row_of):
     """The audit extract, page by page (keyset on seq: no cursor stays open across commits)."""
     session = db_session()
     last = 0
@@ -573,18 +676,16 @@ def _audit_rows(audit_filter, redact_ip):
             return
         last = events[-1].seq
         for event in events:
-            row = [getattr(event, name) for name in AUDIT_COLUMNS]
-            if redact_ip:
-                row[AUDIT_COLUMNS.index("ip")] = ""
-            yield row
+            yield row_of(event)
         session.expunge_all()
 
 
-def _audit_csv_chunks(audit_filter, redact_ip):
+def _audit_csv_chunks(plan):
+    header, row_of = _audit_extract(plan)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(AUDIT_COLUMNS)
-    for row in _audit_rows(audit_filter, redact_ip):
+    writer.writerow(header)
+    for row in _audit_rows(plan.audit_filter, row_of):
         writer.writerow([_cell(v) for v in row])
         if buffer.tell() > 65536:
             yield buffer.getvalue().encode("utf-8")
@@ -620,8 +721,13 @@ def bundle_pieces(plan, progress=None):
             [[o[k] for k in ("recorded_at", "recorded_by", "call", "note", "withdrawn_at")] for o in plan.objections]))
     for name, data in plan.extra_files.items():
         yield from writer.add_bytes(name, data)
-    redact_ip = plan.export["kind"] == SUBJECT_ACCESS  # staff IP addresses are not the patient's data
-    yield from writer.add_stream("audit-extract.csv", _audit_csv_chunks(plan.audit_filter, redact_ip), 0)
+    # What was silenced in each call (card details), when and why: by role, never a member of staff's name.
+    redaction_notes = redaction.notes_for_bundle([call.id for call in plan.calls])
+    yield from writer.add_bytes("redactions.csv", _csv_bytes(
+        ("file", "recording_id", "silenced_seconds", "reason", "when", "by"),
+        [[call.path, call.id, "; ".join(f"{start}-{end}" for start, end in note["silenced_seconds"]), note["reason"],
+          note["when"], note["by"]] for call in plan.calls for note in redaction_notes.get(call.id, [])]))
+    yield from writer.add_stream("audit-extract.csv", _audit_csv_chunks(plan), 0)
     manifest = dict(plan.export)
     manifest.update(
         format=BUNDLE_FORMAT,
@@ -631,6 +737,7 @@ def bundle_pieces(plan, progress=None):
                 "audio_format": call.audio_format, "size": digests[call.id][1], "sha256": digests[call.id][2],
                 "retain_until": _iso(call.retain_until)} for call in plan.calls],
         deleted_calls=plan.deleted,
+        redactions=redaction_notes,
         files=[{"name": name, "size": size, "sha256": digest} for name, size, digest in writer.files],
     )
     yield from writer.add_bytes("manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
@@ -662,6 +769,7 @@ def build_export(export_id, job_id=None):
     session.commit()
     if previous_key and previous_key != key:
         backend.delete(previous_key)  # an earlier, interrupted attempt's blob
+        _remove_temp_files(backend, previous_key)  # and what its killed writer left half-written
     kill_point("export_started")
     export = session.get(Export, export_id)
     plan = _plan(export)
@@ -684,16 +792,23 @@ def build_export(export_id, job_id=None):
         session.commit()
         last_commit[0] = time.monotonic()
 
-    with backend.open_write(key) as blob:
-        result = encrypt_stream(ChunkReader(bundle_pieces(plan, progress)), blob, data_key, cre_id(export_id),
-                                hash_plaintext=True)
-        kill_point("export_before_publish")
+    # Each audio byte is hashed once on this thread (for SHA256SUMS); the whole ZIP's digest is made
+    # from the same pieces on a second thread (digests.py), off the critical path.
+    bundle_hash = BackgroundSHA256()
+    try:
+        with backend.open_write(key) as blob:
+            result = encrypt_stream(ChunkReader(bundle_hash.wrap(bundle_pieces(plan, progress))), blob, data_key,
+                                    cre_id(export_id), hash_plaintext=False)
+            bundle_sha256 = bundle_hash.hexdigest()
+            kill_point("export_before_publish")
+    finally:
+        bundle_hash.close()
     kill_point("export_after_blob")
     now = utcnow()
     published = session.execute(
         sa.update(Export)
         .where(Export.id == export_id, Export.storage_key == key, Export.status == BUILDING)
-        .values(status=READY, size=result.plaintext_size, sha256=result.sha256, ready_at=now,
+        .values(status=READY, size=result.plaintext_size, sha256=bundle_sha256, ready_at=now,
                 expires_at=now + link_lifetime(), progress_done=total)
     ).rowcount
     if not published:
@@ -705,7 +820,7 @@ def build_export(export_id, job_id=None):
     audit.record("export_ready", "done", actor=SYSTEM, object_type="export", object_id=export_id,
                  practice_ref=export.practice_ref, patient_ref=export.patient_ref,
                  reason=f"{KIND_LABELS.get(export.kind, export.kind)}: {total} calls, {result.plaintext_size} bytes, "
-                        f"sha256 {result.sha256}")
+                        f"sha256 {bundle_sha256}")
     session.commit()
     try:
         get_state().pm.hook.callrec_export_ready(export_id=export_id, practice_ref=export.practice_ref)
@@ -729,13 +844,28 @@ def download_refusal(actor, export, now=None):
     return None
 
 
+def mark_delivered(actor, export):
+    """The requester downloaded the bundle: a subject-access request is answered; a disclosure is
+    delivered, and its hold on the calls ends CALLREC_DISCLOSURE_HOLD_DAYS later. Caller commits."""
+    if export.kind == SUBJECT_ACCESS:
+        subject_access.mark_responded(actor, export)
+        return
+    disclosure = db_session().get(Disclosure, export.disclosure_id) if export.disclosure_id else None
+    if disclosure is None or disclosure.delivered_at is not None:
+        return
+    disclosure.delivered_at = utcnow()
+    days = current_app.config["CALLREC_DISCLOSURE_HOLD_DAYS"]
+    audit.record("disclosure_delivered", "done", actor=actor, object_type="disclosure", object_id=disclosure.id,
+                 reason=f"bundle {export.id} downloaded for delivery; its calls stay held for {days} days")
+
+
 def open_bundle(export):
     """A DecryptingReader over the bundle's ZIP bytes (the caller closes it)."""
     backend = storage_backend()
     data_key = keyring().unwrap(export.wrapped_key, export.key_id, cre_id(export.id))
     blob = backend.open_read(export.storage_key)
     try:
-        return DecryptingReader(blob, data_key, cre_id(export.id), backend.size(export.storage_key))
+        return DecryptingReader(blob, data_key, cre_id(export.id), stored_size(backend, blob, export.storage_key))
     except BaseException:
         blob.close()
         raise

@@ -65,7 +65,7 @@ def _check_storage_outside_static(app):
 
 
 def _register_web(app):
-    from callrec_plugin.formatting import FILTERS
+    from callrec_plugin.formatting import FILTERS, install_display_filter
     from callrec_plugin.security import install_security
     from callrec_plugin.slots import callrec_menu_links, callrec_slot
     from callrec_plugin.views import blueprint
@@ -74,6 +74,7 @@ def _register_web(app):
     app.jinja_env.globals["callrec_slot"] = callrec_slot
     app.jinja_env.globals["callrec_menu_links"] = callrec_menu_links
     app.jinja_env.filters.update(FILTERS)
+    install_display_filter(app)  # bidi and invisible controls shown escaped on callrec's pages, stored as received
     install_security(app)
 
     @app.before_request

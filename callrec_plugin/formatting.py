@@ -1,4 +1,8 @@
 """How calls are shown: shared by the panels and pages (registered as Jinja filters)."""
+import re
+
+from jinja2 import pass_context
+from markupsafe import Markup
 
 DIRECTION_LABELS = {"inbound": "Incoming", "outbound": "Outgoing", "internal": "Internal"}
 
@@ -24,9 +28,50 @@ def days_left_text(days):
     return f"Deleted in {days} day{'s' if days != 1 else ''}"
 
 
+# Characters that change how the text around them is shown without being seen themselves. The bidi
+# controls (U+202A-202E, U+2066-2069, U+200E/200F, U+061C) can show "Rita\u202eecnanif" as "Ritafinance"
+# reversed, so a staff name can be disguised as another; zero-width and other invisible format
+# characters hide text; C0 and C1 controls. Zero-width (non-)joiners U+200C/U+200D are left alone:
+# Persian, Indic scripts and emoji need them.
+INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u180e\u200b\u200e\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
+
+
+def visible_text(value):
+    """``value`` with every invisible control character shown as ``[U+202E]`` (a Markup stays Markup:
+    the replacement holds no HTML). What is stored is never changed: this is for display only."""
+    if not isinstance(value, str) or not INVISIBLE.search(value):
+        return value
+    shown = INVISIBLE.sub(lambda match: f"[U+{ord(match.group()):04X}]", str(value))
+    return Markup(shown) if isinstance(value, Markup) else shown
+
+
+def install_display_filter(app):
+    """Every ``{{ … }}`` in callrec's own templates (``callrec/…``) goes through :func:`visible_text`, so no
+    page, panel or slot can forget it. Jinja's ``finalize`` is environment-wide: the host's own
+    finalize, if any, still runs first, and the host's templates are left as they are."""
+    env = app.jinja_env
+    host = env.finalize
+    host_kind = getattr(getattr(host, "jinja_pass_arg", None), "name", None)  # how Jinja calls it
+
+    @pass_context
+    def callrec_finalize(context, value):
+        if host is not None:
+            first = {"context": context, "eval_context": context.eval_ctx,
+                     "environment": context.environment}.get(host_kind)
+            value = host(value) if first is None else host(first, value)
+        if (context.name or "").startswith("callrec/"):
+            return visible_text(value)
+        return value
+
+    env.finalize = callrec_finalize
+
+
 FILTERS = {
     "callrec_duration": duration_text,
     "callrec_direction": direction_label,
     "callrec_when": when_text,
     "callrec_days_left": days_left_text,
+    "callrec_visible": visible_text,  # for a host template that shows callrec's data itself
 }

@@ -2,7 +2,7 @@
 import re
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import DateField, Form, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -29,6 +29,23 @@ class CallrecForm(FlaskForm):
         return valid
 
 
+class SearchForm(Form):
+    """Filters read from a query string (no CSRF: a search changes nothing). Text refuses control
+    characters; a form with ``date_from`` and ``date_to`` refuses a reversed range, beside "to"."""
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        for field in self:
+            if has_control_characters(field.data):
+                field.errors = [*field.errors, f"{field.label.text} contains characters that are not allowed."]
+                valid = False
+        start, end = getattr(self, "date_from", None), getattr(self, "date_to", None)
+        if start is not None and end is not None and start.data and end.data and end.data < start.data:
+            end.errors = [*end.errors, "The end date is before the start date."]
+            valid = False
+        return valid
+
+
 class PurposeForm(CallrecForm):
     purpose = SelectField(
         "Purpose of listening",
@@ -42,10 +59,23 @@ class PurposeForm(CallrecForm):
     action = HiddenField(default="play")
 
 
+# How a patient let the practice know they do not wish to be recorded.
+OBJECTION_METHODS = {"phone": "On the phone", "in_person": "In person", "letter": "By letter", "email": "By email"}
+
+
 class ObjectionForm(CallrecForm):
+    method = SelectField("How the patient told us", choices=[SelectChoice(k, v) for k, v in OBJECTION_METHODS.items()],
+                         default="phone",
+                         validators=[DataRequired(message="Say how the patient told the practice.")])
     recording_id = SelectField("Call during which the patient objected (optional)", choices=[],
                                validators=[Optional()], validate_choice=False)
     note = TextAreaField("Note (optional)", validators=[Optional(), Length(max=1000)])
+
+
+class WithdrawObjectionForm(CallrecForm):
+    objection_id = HiddenField(validators=[DataRequired()])
+    reason = StringField("Why the objection is withdrawn", validators=[
+        DataRequired(message="Give the reason the objection is withdrawn."), Length(max=500)])
 
 
 class AttachForm(CallrecForm):
@@ -60,13 +90,29 @@ class DetachForm(CallrecForm):
 
 
 class HoldForm(CallrecForm):
+    """What to hold is found by patient and date (views/holds.py lists the matches to choose from);
+    ``recording_id`` and ``patient_ref`` carry the choice, never typed by a person."""
     scope = SelectField("Hold", choices=[SelectChoice("recording", "One call"),
                                          SelectChoice("patient", "All calls of a patient"),
                                          SelectChoice("range", "All calls in a date range")])
-    recording_id = StringField("Call id", validators=[Optional(), Length(max=32)])
-    patient_ref = StringField("Patient reference", validators=[Optional(), Length(max=64)])
+    patient_name = StringField("Patient (name, date of birth or number)", validators=[Optional(), Length(max=100)])
+    call_date = DateField("Date of the call (optional)", validators=[Optional()])
+    recording_id = StringField("Call", validators=[Optional(), Length(max=32)])
+    patient_ref = StringField("Patient", validators=[Optional(), Length(max=64)])
     start = DateField("From", validators=[Optional()])
     end = DateField("To (inclusive)", validators=[Optional()])
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        if self.scope.data == "range" and self.start.data and self.end.data and self.end.data < self.start.data:
+            self.end.errors = [*self.end.errors, "The end date is before the start date."]
+            valid = False
+        if self.scope.data == "range" and not (self.start.data and self.end.data):
+            for field in (self.start, self.end):
+                if not field.data and not field.errors:
+                    field.errors = [*field.errors, "Give both dates of the range."]
+            valid = False
+        return valid
     kind = SelectField("Kind of hold", choices=[SelectChoice("investigation", "Internal investigation"),
                                                 SelectChoice("regulator", "Regulator"),
                                                 SelectChoice("law_enforcement", "Law enforcement")])
@@ -81,7 +127,10 @@ class ConfirmForm(CallrecForm):
 
 class ExtendRetentionForm(CallrecForm):
     retain_until = DateField("Keep until", validators=[DataRequired(message="Give the new date.")])
-    reason = StringField("Reason", validators=[DataRequired(message="Give the reason."), Length(max=500)])
+    reason_code = SelectField("Reason", choices=[  # the fixed list of extensions.REASONS
+        SelectChoice("complaint_expected", "A complaint is expected"), SelectChoice("legal_advice", "Legal advice"),
+        SelectChoice("patient_request", "The patient asked"), SelectChoice("other", "Other (say what)")])
+    reason = StringField("Details", validators=[Optional(), Length(max=500)])
 
 
 class ErasureForm(CallrecForm):
@@ -90,16 +139,18 @@ class ErasureForm(CallrecForm):
 
 
 class TrainingForm(CallrecForm):
+    """"yes" proposes the call for the training library (the member of staff on it is asked); "no" takes it out."""
     approve = HiddenField(default="yes")
+    note = StringField("Training note (what the call shows)", validators=[Optional(), Length(max=500)])
 
 
 class AssessmentForm(CallrecForm):
-    outcome = SelectField("Call handling", choices=[SelectChoice("meets", "Meets the standard"),
-                                                   SelectChoice("partly", "Partly meets the standard"),
-                                                   SelectChoice("does_not_meet", "Does not meet the standard")])
-    notes = TextAreaField("Notes for the member of staff", validators=[Optional(), Length(max=4000)])
+    """The overall note of a rubric assessment; each criterion's score and note are read by name
+    (``score-<key>``, ``note-<key>``) because the practice edits its criteria (views/assessments.py)."""
+    notes = TextAreaField("Overall note for the member of staff", validators=[Optional(), Length(max=4000)])
 
 
 class ResponseForm(CallrecForm):
-    response = TextAreaField("Your response", validators=[DataRequired(message="Write your response."),
-                                                          Length(max=4000)])
+    stance = SelectField("Do you agree with this assessment?", choices=[SelectChoice("agree", "I agree"),
+                                                                        SelectChoice("disagree", "I disagree")])
+    response = TextAreaField("Your comment", validators=[Optional(), Length(max=4000)])

@@ -4,13 +4,16 @@ investigation, regulator and law-enforcement holds placed by the owner or manage
 Regulator and law-enforcement holds are released only when two different people approve. Releasing
 the last hold starts the grace period; eligibility is recomputed from the holds on every purge run.
 """
+import datetime as dt
+
 import sqlalchemy as sa
+from flask import current_app
 
 from callrec_plugin import audit, clock
 from callrec_plugin.state import db_session, get_state
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.identity import SYSTEM
-from callrec_plugin.models import Hold, HoldKind, Recording, RecordingStatus, new_id
+from callrec_plugin.models import Disclosure, Hold, HoldKind, Recording, RecordingStatus, new_id
 
 PLACEABLE_KINDS = {
     HoldKind.INVESTIGATION: "Internal investigation",
@@ -23,17 +26,18 @@ class HoldError(ValueError):
     """A hold could not be placed or released; the message says why."""
 
 
-def place_holds(actor, recordings, kind, reason, external_reference=None, complaint_ref=None):
-    """One hold per recording (purged ones are skipped), sharing a group id; audited per recording."""
-    if kind not in PLACEABLE_KINDS and kind != HoldKind.COMPLAINT:
+def place_holds(actor, recordings, kind, reason, external_reference=None, complaint_ref=None, group_id=None):
+    """One hold per recording (purged ones are skipped), sharing a group id (``group_id``, e.g. the
+    disclosure that placed them, or a new one); audited per recording."""
+    if kind not in PLACEABLE_KINDS and kind not in (HoldKind.COMPLAINT, HoldKind.DISCLOSURE):
         raise HoldError(f"unknown hold kind {kind!r}")
     if not (reason or "").strip() or has_control_characters(reason + (external_reference or "")):
         raise HoldError("give the reason for the hold, in plain text")
-    group, placed = new_id(), []
+    group, placed = group_id or new_id(), []
     for recording in lock_active(recordings):
         hold = Hold(recording_id=recording.id, practice_ref=recording.practice_ref, group_id=group, kind=kind,
                     complaint_ref=complaint_ref, reason=reason.strip(), external_reference=external_reference or None,
-                    placed_by_ref=actor.ref, placed_at=clock.now())
+                    placed_by_ref=actor.ref, placed_by_name=actor.name, placed_at=clock.now())
         db_session().add(hold)
         db_session().flush()
         audit.record("hold_placed", "done", actor=actor, recording=recording, object_type="hold",
@@ -60,8 +64,12 @@ def approve_release(actor, hold):
         raise HoldError("the hold is already released")
     if hold.kind == HoldKind.COMPLAINT:
         raise HoldError("a complaint hold is released when the complaint is closed or the call detached")
+    if hold.kind == HoldKind.DISCLOSURE:
+        raise HoldError("a disclosure hold is released when the disclosure is refused, or a set period after "
+                        "its bundle was delivered")
     if hold.kind in HoldKind.TWO_APPROVER and hold.release_requested_by_ref is None:
         hold.release_requested_by_ref, hold.release_requested_at = actor.ref, clock.now()
+        hold.release_requested_by_name = actor.name
         audit.record("hold_release_requested", "done", actor=actor, object_type="hold", object_id=str(hold.id),
                      recording_id=hold.recording_id, practice_ref=hold.practice_ref,
                      reason="first approval; a second, different person must approve")
@@ -72,8 +80,28 @@ def approve_release(actor, hold):
     return True
 
 
+def group_of(hold):
+    """The active holds placed by the same request as ``hold`` (itself alone for a hold without a group)."""
+    if hold.group_id is None:
+        return [hold] if hold.released_at is None else []
+    return db_session().scalars(
+        sa.select(Hold).where(Hold.practice_ref == hold.practice_ref, Hold.group_id == hold.group_id,
+                              Hold.kind == hold.kind, Hold.released_at.is_(None))
+        .order_by(Hold.id).with_for_update()
+    ).all()
+
+
+def approve_group_release(actor, hold):
+    """Approve releasing the whole request ``hold`` belongs to: every call it held is released at once,
+    or, for two-approver kinds, the first approval is recorded on all of them. True when released."""
+    group = group_of(hold)
+    if not group:
+        raise HoldError("the hold is already released")
+    return all([approve_release(actor, member) for member in group])
+
+
 def _release(hold, actor, reason="released"):
-    hold.released_at, hold.released_by_ref = clock.now(), actor.ref
+    hold.released_at, hold.released_by_ref, hold.released_by_name = clock.now(), actor.ref, actor.name
     audit.record("hold_released", "done", actor=actor, object_type="hold", object_id=str(hold.id),
                  recording_id=hold.recording_id, practice_ref=hold.practice_ref, reason=f"{hold.kind} hold {reason}")
     get_state().pm.hook.callrec_hold_changed(recording_id=hold.recording_id, hold_id=hold.id, change="released")
@@ -97,10 +125,12 @@ def complaint_closed(complaint_ref, actor=SYSTEM):
 
 
 def sync_complaint_holds(practice_ref=None):
-    """Release complaint holds whose complaint the host now reports closed (or gone). Commits.
+    """Release complaint holds whose complaint the host now reports closed. Commits.
 
     The purge run calls this first, so a host that forgot to call complaint_closed loses nothing:
     the hold lasts until the host says the complaint is closed, and the grace period starts then.
+    A complaint the host no longer reports (summary None) keeps its holds: silence is not closure;
+    the host ends them with complaint_closed (tests/test_pinned_behaviours.py pins this).
     """
     query = sa.select(Hold.complaint_ref).where(Hold.kind == HoldKind.COMPLAINT, Hold.released_at.is_(None),
                                                 Hold.complaint_ref.is_not(None))
@@ -111,6 +141,32 @@ def sync_complaint_holds(practice_ref=None):
         summary = hook.callrec_complaint_summary(complaint_ref=complaint_ref)
         if summary is not None and summary.get("status") == "closed":
             released += complaint_closed(complaint_ref)
+    return released
+
+
+def release_disclosure_holds(disclosure_id, why, actor=SYSTEM):
+    """Release the holds a disclosure placed on its calls (the grace period starts). Caller commits."""
+    holds = db_session().scalars(sa.select(Hold).where(
+        Hold.kind == HoldKind.DISCLOSURE, Hold.group_id == disclosure_id, Hold.released_at.is_(None))).all()
+    for hold in holds:
+        _release(hold, actor, reason=f"released: disclosure {why}")
+    return len(holds)
+
+
+def sync_disclosure_holds(now=None):
+    """Release the holds of disclosures delivered more than CALLREC_DISCLOSURE_HOLD_DAYS ago. Commits.
+
+    Run at the start of every purge, so the hold ends on time whether or not anyone is looking."""
+    now = now or clock.now()
+    cutoff = now - dt.timedelta(days=float(current_app.config["CALLREC_DISCLOSURE_HOLD_DAYS"]))
+    due = db_session().scalars(
+        sa.select(Disclosure.id).where(Disclosure.delivered_at.is_not(None), Disclosure.delivered_at <= cutoff,
+                                       sa.exists().where(Hold.kind == HoldKind.DISCLOSURE,
+                                                         Hold.group_id == Disclosure.id,
+                                                         Hold.released_at.is_(None)))).all()
+    released = sum(release_disclosure_holds(disclosure_id, "delivered; its hold period ended")
+                   for disclosure_id in due)
+    db_session().commit()
     return released
 
 

@@ -9,6 +9,9 @@ Every kind of job is idempotent: purge re-selects what is eligible now, the reco
 a dead worker left half-done, an export rebuilds from scratch. So RQ running a job twice (a retry
 after a crash, a re-enqueue by the scheduler) does no harm.
 
+What each kind does is in ``job_kinds.py`` (the dispatch table); the row's vocabulary and
+``heartbeat`` are in ``job_records.py``, so the work never imports this runner.
+
 Finding the host app in a worker process, first match wins:
 
 1. the app ``flask callrec worker`` was started with (``set_worker_app``; the work horse forked by
@@ -21,22 +24,23 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import signal
 import traceback
 
 import sqlalchemy as sa
-from flask import current_app, g, has_app_context
+from flask import current_app, has_app_context
 
-from callrec_plugin.state import db_session, get_state
+from callrec_plugin.job_kinds import FAILURE_HANDLERS, HANDLERS
+# The row's vocabulary and the crash points live in leaf modules; re-exported here for callers.
+from callrec_plugin.job_records import (  # noqa: F401
+    EXPORT, FAILED, FINISHED, KINDS, PURGE, QUEUED, RECONCILE, RUNNING, heartbeat,
+)
+from callrec_plugin.kill_points import KILL_ENV, kill_point  # noqa: F401
 from callrec_plugin.models import Job, utcnow
+from callrec_plugin.state import db_session, get_state
 
 log = logging.getLogger(__name__)
 
 APP_FACTORY_ENV = "CALLREC_APP_FACTORY"
-
-PURGE, RECONCILE, EXPORT = "purge", "reconcile", "export"
-KINDS = (PURGE, RECONCILE, EXPORT)
-QUEUED, RUNNING, FINISHED, FAILED = "queued", "running", "finished", "failed"
 
 _worker_app = None
 _factory_apps = {}
@@ -150,7 +154,7 @@ def execute(job_id, retrying=None):
     if job.status == FINISHED:
         log.info("callrec job %s (%s) already finished; nothing to do", job_id, job.kind)
         return "already finished"
-    handler = _HANDLERS.get(job.kind)
+    handler = HANDLERS.get(job.kind)
     if handler is None:
         job.status, job.error, job.finished_at = FAILED, f"unknown job kind {job.kind!r}", utcnow()
         session.commit()
@@ -192,82 +196,10 @@ def _record_failure(job_id, exc, will_retry):
     session.commit()
     log.error("callrec job %s (%s) failed%s: %s\n%s", job_id, kind, " (will retry)" if will_retry else "", message,
               traceback.format_exc())
-    hook = _FAILURE_HANDLERS.get(kind)
+    hook = FAILURE_HANDLERS.get(kind)
     if hook is not None:
         try:
             hook(job_id, object_id, message, final=not will_retry)
         except Exception:  # the failure itself is recorded; do not mask it
             session.rollback()
             log.exception("callrec job %s: the failure handler failed", job_id)
-
-
-def heartbeat(job_id, done=None, total=None, commit=False):
-    """Record progress and liveness of a running job (one UPDATE; committed when asked)."""
-    values = {"heartbeat_at": utcnow()}
-    if done is not None:
-        values["progress_done"] = done
-    if total is not None:
-        values["progress_total"] = total
-    session = db_session()
-    session.execute(sa.update(Job).where(Job.id == job_id).values(**values))
-    if commit:
-        session.commit()
-
-
-# -- the kinds -------------------------------------------------------------------------------------
-
-
-def _purge(job_id):
-    from callrec_plugin import purge
-
-    report = g._callrec_report = purge.purge(job_id=job_id)
-    return report.summary()
-
-
-def _reconcile(job_id):
-    from callrec_plugin import purge
-
-    report = g._callrec_report = purge.reconcile(job_id=job_id)
-    return report.summary()
-
-
-def _export(job_id):
-    from callrec_plugin import exports
-
-    job = db_session().get(Job, job_id)
-    return exports.build_export(job.object_id, job_id=job_id)
-
-
-def _export_failed(job_id, export_id, message, final):
-    from callrec_plugin import exports
-
-    exports.mark_failed(export_id, message, final=final)
-
-
-_HANDLERS = {PURGE: _purge, RECONCILE: _reconcile, EXPORT: _export}
-_FAILURE_HANDLERS = {EXPORT: _export_failed}
-
-
-# -- test-only crash injection -----------------------------------------------------------------------
-
-KILL_ENV = "CALLREC_TEST_KILL_AT"
-_kill_counts = {}
-
-
-def kill_point(name):
-    """TEST ONLY. With CALLREC_TEST_KILL_AT="<name>:<n>", the n-th time this process reaches the
-    point <name> it dies by SIGKILL, as in a power cut. Inside an RQ work horse the worker that
-    forked it dies first, so nothing is left to tidy up. Unset (always in production): no effect."""
-    spec = os.environ.get(KILL_ENV)
-    if not spec:
-        return
-    target, _, count = spec.partition(":")
-    if target != name:
-        return
-    _kill_counts[name] = _kill_counts.get(name, 0) + 1
-    if _kill_counts[name] == int(count or 1):
-        log.warning("%s=%s: killing the process now", KILL_ENV, spec)
-        # An RQ work horse runs in a process group of its own (os.setpgrp after the fork).
-        if os.environ.get("RQ_JOB_ID") and os.getpgrp() == os.getpid() and os.getppid() > 1:
-            os.kill(os.getppid(), signal.SIGKILL)
-        os.kill(os.getpid(), signal.SIGKILL)

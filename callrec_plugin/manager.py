@@ -16,6 +16,8 @@ BUILTIN_PLUGINS = (
     "callrec_plugin.defaults.panels",
     "callrec_plugin.defaults.storage",
     "callrec_plugin.defaults.objections",
+    "callrec_plugin.defaults.training",
+    "callrec_plugin.defaults.practice_settings",
 )
 
 

@@ -2,12 +2,11 @@
 import datetime as dt
 import os
 
-import sqlalchemy as sa
 from flask import current_app, request
 from werkzeug.wrappers import Response
 
 from callrec_plugin.state import db_session, get_state
-from callrec_plugin.models import AccessGrant, Recording, utcnow
+from callrec_plugin.models import AccessGrant, utcnow
 
 
 def issue_grant(actor, recording, action, purpose, complaint_ref, justification, audit_seq):
@@ -27,52 +26,19 @@ def issue_grant(actor, recording, action, purpose, complaint_ref, justification,
     return grant
 
 
-def _grant_conditions(actor, recording_id, action):
-    return (
-        AccessGrant.recording_id == recording_id,
-        AccessGrant.practice_ref == actor.practice_ref,
-        AccessGrant.user_ref == actor.ref,
-        AccessGrant.action == action,
-        AccessGrant.expires_at > utcnow(),
-    )
-
-
-def valid_grant(actor, recording, action):
-    """The newest unexpired grant of this user for this recording and action, or None."""
-    return db_session().scalar(
-        sa.select(AccessGrant).where(*_grant_conditions(actor, recording.id, action))
-        .order_by(AccessGrant.expires_at.desc()).limit(1)
-    )
-
-
-# Built once: the audio endpoint answers every Range request a player makes, and composing a
-# statement costs more than running it. Scoped to the practice like every recordings query.
-_RECORDING_WITH_GRANT = sa.select(
-    Recording,
-    sa.exists().where(
-        AccessGrant.recording_id == Recording.id,
-        AccessGrant.practice_ref == Recording.practice_ref,
-        AccessGrant.user_ref == sa.bindparam("user_ref"),
-        AccessGrant.action == sa.bindparam("action"),
-        AccessGrant.expires_at > sa.bindparam("now"),
-    ),
-).where(Recording.id == sa.bindparam("recording_id"), Recording.practice_ref == sa.bindparam("practice_ref"))
-
-
-def recording_with_grant(actor, recording_id, action):
-    """(the recording in the actor's practice or None, whether a valid grant exists), in one query."""
-    if actor.practice_ref is None:
-        return None, False
-    row = db_session().execute(_RECORDING_WITH_GRANT, {
-        "recording_id": recording_id, "practice_ref": actor.practice_ref, "user_ref": actor.ref,
-        "action": action, "now": utcnow(),
-    }).first()
-    return (None, False) if row is None else (row[0], bool(row[1]))
+# Whether a grant still holds is decided on every audio request: see grants.py.
 
 
 def storage_backend(app=None):
     app = app or current_app._get_current_object()
     return get_state(app).pm.hook.callrec_storage_backend(app=app)
+
+
+def stored_size(backend, blob, key):
+    """The blob's size: from the open blob when it knows it (an object store's GET that opened it
+    said so), so a Range request does not pay a second round trip for it."""
+    size = getattr(blob, "stored_size", None)
+    return backend.size(key) if size is None else size
 
 
 def keyring(app=None):
@@ -100,7 +66,7 @@ def open_plaintext(recording, app=None):
     data_key = keyring(app).unwrap(recording.wrapped_key, recording.key_id, recording.id)
     blob = backend.open_read(recording.storage_key)
     try:
-        return DecryptingReader(blob, data_key, recording.id, backend.size(recording.storage_key))
+        return DecryptingReader(blob, data_key, recording.id, stored_size(backend, blob, recording.storage_key))
     except BaseException:
         blob.close()
         raise
@@ -114,10 +80,6 @@ def audio_response(recording, as_attachment=False, actor=None, action=None):
     except Exception:
         reader.close()
         raise
-    if actor is not None:
-        reader.on_tamper = audit_tampering_while_streaming(
-            actor, action, recording_id=recording.id, practice_ref=recording.practice_ref,
-            patient_ref=recording.patient_ref, object_type="recording", object_id=recording.id)
     # The reader iterates in whole segments and seeks without decrypting what a Range skips.
     response = Response(
         reader,
@@ -129,12 +91,19 @@ def audio_response(recording, as_attachment=False, actor=None, action=None):
     disposition = "attachment" if as_attachment else "inline"
     extension = recording.audio_format or "bin"
     response.headers["Content-Disposition"] = f'{disposition}; filename="call-{recording.id}.{extension}"'
-    response.content_length = length
-    # A recording's audio never changes (it is written once), so its id and length are a strong
-    # validator: a resumed download or seek with If-Range gets its range, not the whole file again.
-    response.set_etag(f"{recording.id}-{length}")
-    return response.make_conditional(_range_as_rfc_9110_says(request.environ, length),
-                                     accept_ranges=True, complete_length=length)
+    response = served_from(response, reader, length, _validator(recording, length))
+    if actor is not None:  # set once the first segment served is known good (an error page is still possible)
+        reader.on_tamper = audit_tampering_while_streaming(
+            actor, action, recording_id=recording.id, practice_ref=recording.practice_ref,
+            patient_ref=recording.patient_ref, object_type="recording", object_id=recording.id)
+    return response
+
+
+def _validator(recording, length):
+    # A blob is written once, but a redaction replaces the recording's blob with one of the same length
+    # (silence instead of card details): the blob's name is part of the validator, so an If-Range that
+    # names the old audio gets the whole new file, never old and new bytes spliced together.
+    return f"{recording.id}-{length}-{(recording.storage_key or '').rsplit('/', 1)[-1].split('.')[0]}"
 
 
 def audit_tampering_while_streaming(actor, action, **about):
@@ -156,11 +125,37 @@ def audit_tampering_while_streaming(actor, action, **about):
     return record
 
 
-def _range_as_rfc_9110_says(environ, length):
-    """Two cases where Werkzeug answers 416 but RFC 9110 says otherwise: a Range in a unit other than
-    bytes is ignored (§14.2: the whole file), and a suffix longer than the file means the whole file
-    (§14.1.2)."""
+def served_from(response, reader, length, etag):
+    """``response`` (whose body is the seekable ``reader``) made conditional as RFC 9110 says: Range
+    and If-Range with a strong comparison, the ETag, one Date header; and the first segment it will
+    send decrypted and authenticated now, while an error page can still be answered (a
+    TamperedError here is the caller's to turn into one). Later segments are checked as they stream:
+    a damaged one cuts the connection (``reader.on_tamper`` reports it), never sends wrong bytes."""
+    response.content_length = length
+    response.set_etag(etag)
+    environ = _range_as_rfc_9110_says(request.environ, length, f'"{etag}"')
+    try:
+        response.make_conditional(environ, accept_ranges=True, complete_length=length)
+        # make_conditional adds a Date; every WSGI server (gunicorn, Werkzeug's) adds its own: keep one.
+        del response.headers["Date"]
+        start = response.content_range.start if response.status_code == 206 else 0
+        if response.status_code in (200, 206) and length:
+            next(reader.read_range(start, start + 1), None)  # cached: the iteration reuses it
+    except BaseException:
+        reader.close()
+        raise
+    return response
+
+
+def _range_as_rfc_9110_says(environ, length, strong_etag):
+    """Where Werkzeug and RFC 9110 differ: a Range in a unit other than bytes is ignored (§14.2: the whole
+    file), a suffix longer than the file means the whole file (§14.1.2), and If-Range matches only the
+    current strong ETag, compared strongly (§13.1.5: a weak ETag or a date, since no Last-Modified is
+    sent, never matches), where Werkzeug drops the weakness and compares dates."""
     header = environ.get("HTTP_RANGE", "")
+    if_range = environ.get("HTTP_IF_RANGE")
+    if header and if_range is not None and if_range.strip() != strong_etag:
+        return {key: value for key, value in environ.items() if key not in ("HTTP_RANGE", "HTTP_IF_RANGE")}
     unit = header.split("=", 1)[0].strip().lower()
     if header and "=" in header and unit != "bytes":
         return {key: value for key, value in environ.items() if key != "HTTP_RANGE"}

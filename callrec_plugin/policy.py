@@ -1,12 +1,13 @@
 """The one place that decides whether an actor may do something. Deny by default.
 
 ``decide`` answers without side effects; ``authorize`` decides and writes the audit event. Views call
-``authorize`` and nothing else makes access decisions.
+``authorize`` and nothing else makes access decisions. What an actor may *see* of a call (its holds,
+complaints, assessments, audit events) is the field-level rule of ``visibility.py``; whether a grant
+still holds at each audio request is ``grants.py``'s, built on this module's matrix.
 """
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
-from flask import current_app
 
 from callrec_plugin import audit
 from callrec_plugin.state import db_session, get_state
@@ -44,6 +45,16 @@ ACTION_ROLES = {
     Action.VIEW_ASSESSMENTS: ALL_ROLES,
     Action.CHANGE_RETENTION: (OWNER, MANAGER),
     Action.MANAGE_JOBS: (OWNER, MANAGER),
+    # The library of calls the member of staff on them consented to training use of.
+    Action.VIEW_TRAINING_LIBRARY: (OWNER, MANAGER, TRAINER),
+    # Which phone extensions on the practice's calls map to no member of staff.
+    Action.VIEW_STAFF_MAPPING: (OWNER, MANAGER),
+    # A practice may open these to more roles (CALLREC_CALL_LOG_ROLES, CALLREC_MATCH_CALL_ROLES).
+    Action.VIEW_CALL_LOG: (OWNER, MANAGER, DPO),
+    Action.MATCH_CALL: (OWNER, MANAGER),
+    Action.REDACT: (OWNER, MANAGER),
+    # Whoever took the payment says so; the data protection lead handles no calls.
+    Action.FLAG_CARD_PAYMENT: (OWNER, MANAGER, COMPLAINT_HANDLER, TRAINER, STAFF),
 }
 
 # The policy's monitoring matrix: role -> purpose -> precondition rule. Missing means no.
@@ -82,8 +93,27 @@ def deny(reason):
     return Decision(False, reason)
 
 
-def purpose_matrix():
-    return current_app.config["CALLREC_PURPOSE_MATRIX"] or DEFAULT_PURPOSE_MATRIX
+# Actions a practice may open to more roles than ACTION_ROLES gives, and the practice setting naming them.
+PRACTICE_OPENABLE = {Action.VIEW_CALL_LOG: "call_log_roles", Action.MATCH_CALL: "match_call_roles"}
+
+
+def roles_for(actor, action):
+    """The roles that may attempt ``action`` in the actor's practice: ACTION_ROLES, plus the roles the
+    practice opened it to (callrec_practice_settings: call_log_roles, match_call_roles)."""
+    roles = set(ACTION_ROLES[action])
+    setting = PRACTICE_OPENABLE.get(action)
+    if setting:
+        from callrec_plugin.practice_settings import settings_for
+
+        roles.update(settings_for(actor.practice_ref).get(setting) or ())
+    return roles
+
+
+def purpose_matrix(practice_ref=None):
+    """The practice's role x purpose matrix (callrec_practice_settings), else the policy's."""
+    from callrec_plugin.practice_settings import settings_for
+
+    return settings_for(practice_ref).purpose_matrix or DEFAULT_PURPOSE_MATRIX
 
 
 def decide(actor, action, recording=None, purpose=None, complaint_ref=None, justification=None, complaint=None):
@@ -96,7 +126,7 @@ def decide(actor, action, recording=None, purpose=None, complaint_ref=None, just
         return deny(f"unknown action {action!r}")
     if recording is not None and recording.practice_ref != actor.practice_ref:
         return deny("the recording belongs to another practice")
-    if not actor.has_any(ACTION_ROLES[action]):
+    if not actor.has_any(roles_for(actor, action)):
         return deny(f"no role of the user may {action.replace('_', ' ')}")
     if action in AUDIO_ACTIONS:
         decision = _decide_purpose(actor, recording, purpose, complaint_ref, justification)
@@ -118,7 +148,7 @@ def _decide_purpose(actor, recording, purpose, complaint_ref, justification):
         return deny("no purpose chosen")
     if purpose not in PURPOSES:
         return deny(f"{purpose!r} is not a purpose of the policy")
-    matrix = purpose_matrix()
+    matrix = purpose_matrix(actor.practice_ref)
     reasons = []
     for role in sorted(actor.roles):
         rule = matrix.get(role, {}).get(purpose)
@@ -143,30 +173,28 @@ def _check_rule(rule, actor, recording, complaint_ref, justification):
     if rule == "approved_for_training":
         return allow() if recording.approved_for_training else deny("the recording is not approved for training")
     if rule == "names_complaint":
-        return _check_named_complaint(actor, complaint_ref)
+        return _check_named_complaint(actor, recording, complaint_ref, must_handle=False)
     if rule == "handles_linked_complaint":
-        return _check_handled_link(actor, recording, complaint_ref)
+        return _check_named_complaint(actor, recording, complaint_ref, must_handle=True)
     return deny(f"unknown rule {rule!r} in the purpose matrix")
 
 
-def _check_named_complaint(actor, complaint_ref):
+def _check_named_complaint(actor, recording, complaint_ref, must_handle):
+    """The complaint purpose names an open complaint of the practice to which the call is attached,
+    for every role (owner and manager attach first); a complaint handler must also handle it. The
+    audio request checks the same again on every request (grants.py)."""
     if not complaint_ref:
         return deny("name the complaint being investigated")
     summary = complaint_summary(complaint_ref)
     if summary is None or str(summary.get("practice_ref")) != actor.practice_ref:
         return deny("no such complaint in the user's practice")
+    if summary.get("status") != "open":
+        return deny("the complaint is closed")
+    if complaint_ref not in linked_complaint_refs(recording.id):
+        return deny("the call is not attached to this complaint: attach it first")
+    if must_handle and actor.ref not in {str(h) for h in summary.get("handler_refs", ())}:
+        return deny("the user does not handle this complaint")
     return allow()
-
-
-def _check_handled_link(actor, recording, complaint_ref):
-    linked = linked_complaint_refs(recording.id)
-    if complaint_ref:
-        linked &= {complaint_ref}
-    for ref in sorted(linked):
-        summary = complaint_summary(ref)
-        if summary and actor.ref in {str(h) for h in summary.get("handler_refs", ())}:
-            return allow()
-    return deny("the recording is not linked to a complaint the user handles")
 
 
 def handles(actor, complaint):
@@ -197,14 +225,15 @@ def _vetoed(actor, action, recording, purpose):
 
 
 def authorize(actor, action, recording=None, purpose=None, complaint_ref=None, justification=None,
-              object_type=None, object_id=None, patient_ref=None, complaint=None):
-    """Decide and audit. A denial is committed at once; an allow is flushed for the caller to commit."""
+              object_type=None, object_id=None, patient_ref=None, complaint=None, detail=None):
+    """Decide and audit. A denial is committed at once; an allow is flushed for the caller to commit.
+    ``detail`` is added to the event's reason (e.g. the filters of a search: one event per search)."""
     decision = decide(actor, action, recording, purpose, complaint_ref, justification, complaint)
     event = audit.record(
         action,
         "allowed" if decision else "denied",
         actor=actor,
-        reason=decision.reason,
+        reason=f"{decision.reason}; {detail}" if detail else decision.reason,
         recording=recording,
         object_type=object_type,
         object_id=object_id,

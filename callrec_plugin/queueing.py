@@ -12,9 +12,10 @@ on the queue ``CALLREC_QUEUE`` with a bounded ``job_timeout`` (``CALLREC_JOB_TIM
   lost. Views turn the exception into a 503 with ``Retry-After``.
 
 The scheduler (``flask callrec scheduler``; run exactly one, a Redis lock makes extra copies idle)
-calls :func:`scheduler_tick` every few seconds: it enqueues the daily reconciler and purge at
-``CALLREC_PURGE_AT`` (UTC), enqueues rows still ``queued`` that have no live RQ job, and re-queues
-jobs whose worker died (no heartbeat for ``CALLREC_JOB_STALE_SECONDS``).
+calls :func:`scheduler_tick` every few seconds: it enqueues the purge every
+``CALLREC_PURGE_INTERVAL_MINUTES`` (on the hour by default) and the reconciler daily, enqueues rows
+still ``queued`` that have no live RQ job, and re-queues jobs whose worker died: silent for
+``CALLREC_WORKER_DEAD_AFTER_SECONDS`` (worker_liveness.py), so such a job runs again within a minute.
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ import secrets
 import sqlalchemy as sa
 from flask import current_app
 
-from callrec_plugin import jobs
-from callrec_plugin.state import db_session
+from callrec_plugin import exports, jobs, worker_liveness
+from callrec_plugin.job_records import create_job  # noqa: F401  (queueing.create_job, as before)
 from callrec_plugin.models import Job, utcnow
+from callrec_plugin.state import db_session
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +131,6 @@ def rq_job_alive(connection, rq_job_id):
 # -- submitting ----------------------------------------------------------------------------------------
 
 
-def create_job(kind, *, practice_ref=None, object_id=None, requested_by_ref=None, commit=True, now=None):
-    """The database's record of the intent; committed before anything touches Redis."""
-    if kind not in jobs.KINDS:
-        raise ValueError(f"unknown job kind {kind!r}")
-    job = Job(kind=kind, practice_ref=practice_ref, object_id=object_id, requested_by_ref=requested_by_ref,
-              status=jobs.QUEUED, created_at=now or utcnow())
-    db_session().add(job)
-    if commit:
-        db_session().commit()
-    return job
-
-
 def submit(kind, *, practice_ref=None, object_id=None, requested_by_ref=None):
     """Record a job and start it (in-process, or on RQ). Raises QueueUnavailable if Redis is down."""
     job = create_job(kind, practice_ref=practice_ref, object_id=object_id, requested_by_ref=requested_by_ref)
@@ -183,8 +173,6 @@ def retry(job_id):
     job.progress_done = 0
     job.attempts = 0  # a person decided to try again: a fresh budget for worker deaths as for errors
     if job.kind == jobs.EXPORT and job.object_id:
-        from callrec_plugin import exports
-
         exports.mark_queued_again(job.object_id)
     session.commit()
     return dispatch(job_id)
@@ -193,35 +181,49 @@ def retry(job_id):
 # -- the scheduler ---------------------------------------------------------------------------------------
 
 
-def _purge_at(now):
-    """The most recent moment (<= now) at which the daily purge was due."""
-    text = str(current_app.config["CALLREC_PURGE_AT"])
-    hour, _, minute = text.partition(":")
-    due = now.replace(hour=int(hour), minute=int(minute or 0), second=0, microsecond=0)
-    return due if due <= now else due - dt.timedelta(days=1)
+RECONCILE_EVERY = dt.timedelta(hours=24)  # it walks every blob: daily is enough (a purge finishes its own crashes)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def schedule_daily(now=None):
-    """Submit the reconciler and the purge once per day at CALLREC_PURGE_AT (UTC). Returns the jobs made.
+def purge_interval(app=None):
+    app = app or current_app
+    return dt.timedelta(minutes=float(app.config["CALLREC_PURGE_INTERVAL_MINUTES"]))
 
-    The database decides whether today's run exists, so a restarted scheduler never runs it twice
-    and a scheduler that was down catches up at once.
+
+def purge_due_at(now, interval=None):
+    """The most recent moment (<= now) a scheduled purge was due: whole multiples of the interval
+    since midnight UTC 1 January 1970, so an hourly purge runs on the hour whoever starts when."""
+    interval = interval or purge_interval()
+    return _EPOCH + interval * ((now - _EPOCH) // interval)
+
+
+def _last_scheduled(kind):
+    return db_session().scalar(sa.select(sa.func.max(Job.created_at)).where(
+        Job.kind == kind, Job.requested_by_ref == SCHEDULER_REF))
+
+
+def schedule_periodic(now=None):
+    """Submit the purge once per CALLREC_PURGE_INTERVAL_MINUTES (hourly by default) and the reconciler
+    once a day. Returns the ids of the jobs made.
+
+    The database decides whether this period's run exists, so a restarted scheduler never runs it
+    twice and a scheduler that was down catches up at once.
     """
     now = now or utcnow()
-    due = _purge_at(now)
+    due = purge_due_at(now)
     session = db_session()
-    already = session.scalar(
-        sa.select(sa.func.count()).select_from(Job).where(
-            Job.kind == jobs.PURGE, Job.requested_by_ref == SCHEDULER_REF, Job.created_at >= due
-        )
-    )
-    if already:
+    made = []
+    last_reconcile = _last_scheduled(jobs.RECONCILE)
+    if last_reconcile is None or now - last_reconcile >= RECONCILE_EVERY:
+        made.append(create_job(jobs.RECONCILE, requested_by_ref=SCHEDULER_REF, commit=False, now=now))
+    last_purge = _last_scheduled(jobs.PURGE)
+    if last_purge is None or last_purge < due:
+        made.append(create_job(jobs.PURGE, requested_by_ref=SCHEDULER_REF, commit=False, now=now))
+    if not made:
         return []
-    made = [create_job(jobs.RECONCILE, requested_by_ref=SCHEDULER_REF, commit=False, now=now),
-            create_job(jobs.PURGE, requested_by_ref=SCHEDULER_REF, commit=False, now=now)]
     session.commit()
-    log.info("callrec scheduler: daily reconcile %s and purge %s recorded (due %s)", made[0].id, made[1].id,
-             due.isoformat())
+    log.info("callrec scheduler: %s recorded (purge due %s)",
+             ", ".join(f"{job.kind} {job.id}" for job in made), due.isoformat())
     ids = [job.id for job in made]
     for job_id in ids:
         try:
@@ -243,30 +245,35 @@ def requeue_pending(now=None, connection=None):
     connection = None if inline else (connection or connect())
     max_attempts = int(current_app.config["CALLREC_JOB_RETRIES"]) + 1
 
-    stale = session.scalars(
-        sa.select(Job).where(Job.status == jobs.RUNNING,
-                             sa.func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at) < now - stale_after())
-        .order_by(Job.created_at)
-    ).all()
     again = []
-    for job in stale:
-        if job.attempts >= max_attempts:
-            job.status, job.finished_at = jobs.FAILED, now
-            job.error = f"abandoned: the worker stopped responding {job.attempts} times"
+    for job_id, attempts, kind, object_id, rq_job_id, why in _dead_attempts(session, now, connection, inline):
+        given_up = attempts >= max_attempts
+        error = (f"abandoned: the worker stopped responding {attempts} times (last: {why})" if given_up else
+                 f"the worker stopped during attempt {attempts} ({why}); queued again")
+        # Conditional: the attempt may have finished (or failed) since it was read.
+        changed = session.execute(
+            sa.update(Job).where(Job.id == job_id, Job.status == jobs.RUNNING, Job.attempts == attempts)
+            .values(status=jobs.FAILED if given_up else jobs.QUEUED, error=error,
+                    finished_at=now if given_up else None, rq_job_id=None)
+        ).rowcount
+        if not changed:
+            continue
+        if rq_job_id and not inline:
+            worker_liveness.forget(connection, rq_job_id)  # RQ's late clean-up must not run it again
+        if given_up:
             counts["abandoned"] += 1
-            if job.kind == jobs.EXPORT and job.object_id:
-                from callrec_plugin import exports
-
-                exports.mark_failed(job.object_id, job.error, final=True, commit=False)
+            if kind == jobs.EXPORT and object_id:
+                exports.mark_failed(object_id, error, final=True, commit=False)
         else:
-            job.status, job.rq_job_id = jobs.QUEUED, None
-            job.error = f"the worker stopped during attempt {job.attempts}; queued again"
-            again.append(job.id)
-        log.warning("callrec job %s (%s): %s", job.id, job.kind, job.error)
+            again.append(job_id)  # an export stays "building" (never downloadable) until the new attempt starts
+        log.warning("callrec job %s (%s): %s", job_id, kind, error)
     session.commit()
+    session.expire_all()
     for job_id in again:
         dispatch(job_id)
         counts["requeued"] += 1
+    if not inline:
+        worker_liveness.clean_started_registry(rq_queue(connection))
 
     pending = session.scalars(
         sa.select(Job.id).where(Job.status == jobs.QUEUED,
@@ -284,6 +291,33 @@ def requeue_pending(now=None, connection=None):
         dispatch(job_id)
         counts["enqueued"] += 1
     return counts
+
+
+def _dead_attempts(session, now, connection, inline):
+    """Rows that say running but whose attempt cannot finish: (id, attempts, kind, object_id, rq id, why).
+
+    A job an RQ worker runs is dead as soon as worker_liveness says so (its worker silent for
+    CALLREC_WORKER_DEAD_AFTER_SECONDS, or RQ already ended the attempt); one run in a process of its
+    own (``flask callrec purge``, or no Redis: no RQ id) when its own heartbeat is older than
+    CALLREC_JOB_STALE_SECONDS, since nothing else can tell whether that process lives.
+    """
+    config = current_app.config
+    dead_after = dt.timedelta(seconds=float(config["CALLREC_WORKER_DEAD_AFTER_SECONDS"]))
+    rows = session.execute(
+        sa.select(Job.id, Job.attempts, Job.kind, Job.object_id, Job.rq_job_id,
+                  sa.func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at).label("last"))
+        .where(Job.status == jobs.RUNNING).order_by(Job.created_at)
+    ).all()
+    found = []
+    for row in rows:
+        if row.rq_job_id and not inline:
+            why = worker_liveness.why_abandoned(connection, row.rq_job_id, utcnow(), dead_after)
+        else:
+            last = worker_liveness.aware(row.last)
+            why = f"no heartbeat for {int((now - last).total_seconds())} s" if last < now - stale_after() else None
+        if why:
+            found.append((row.id, row.attempts or 0, row.kind, row.object_id, row.rq_job_id, why))
+    return found
 
 
 def pending_intents():
@@ -321,6 +355,19 @@ class SchedulerLock:
             self.held = False
 
 
+def _draw_spot_checks(now):
+    """Issue 13: last month's spot-check draw on the first of the month (spot_checks.draw_due; quick,
+    done here rather than as a job). A failure is logged and tried again next round, never fatal."""
+    from callrec_plugin import spot_checks
+
+    try:
+        return spot_checks.draw_due(now)
+    except Exception:
+        db_session().rollback()
+        log.exception("callrec scheduler: the monthly spot-check draw failed; trying again next round")
+        return []
+
+
 def scheduler_tick(now=None, lock=None):
     """One round of the scheduler. Returns what it did, for the log and for tests."""
     now = now or utcnow()
@@ -334,7 +381,8 @@ def scheduler_tick(now=None, lock=None):
             return {"skipped": f"Redis unavailable: {exc}"}
     else:
         connection = None
-    done = {"daily": schedule_daily(now)}
+    done = {"scheduled": schedule_periodic(now)}
+    done["spot_checks"] = _draw_spot_checks(now)
     try:
         done.update(requeue_pending(now, connection))
     except QueueUnavailable as exc:

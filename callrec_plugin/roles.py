@@ -45,6 +45,12 @@ class Action:
     VIEW_ASSESSMENTS = "view_assessments"
     CHANGE_RETENTION = "change_retention"
     MANAGE_JOBS = "manage_jobs"
+    VIEW_TRAINING_LIBRARY = "view_training_library"
+    VIEW_STAFF_MAPPING = "view_staff_mapping"
+    VIEW_CALL_LOG = "view_call_log"
+    MATCH_CALL = "match_call"
+    REDACT = "redact"  # silence a range of a stored call (card details), crypto-shredding the original
+    FLAG_CARD_PAYMENT = "flag_card_payment"
 
 
 # Actions that retrieve audio: they need a purpose whose precondition is met.

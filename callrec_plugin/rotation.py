@@ -32,7 +32,14 @@ def rotate(session, ring, batch_size=500, progress=None):
         if not batch:
             break
         for recording in batch:
-            recording.key_id, recording.wrapped_key = ring.rewrap(recording.wrapped_key, recording.key_id, recording.id)
+            key_id, wrapped = ring.rewrap(recording.wrapped_key, recording.key_id, recording.id)
+            # Only onto the key read above: SQLite takes no row lock, and a purge (key destroyed) or a
+            # redaction (a new key for a new file) committed since must not be undone by the old key.
+            session.execute(
+                sa.update(Recording)
+                .where(Recording.id == recording.id, Recording.key_id == recording.key_id,
+                       Recording.wrapped_key == recording.wrapped_key)
+                .values(key_id=key_id, wrapped_key=wrapped).execution_options(synchronize_session=False))
         session.commit()
         done += len(batch)
         if progress:

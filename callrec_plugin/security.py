@@ -1,5 +1,5 @@
 """Security headers on callrec's responses, the CSRF exemption of the signed ingest API, error pages."""
-from flask import render_template, request
+from flask import current_app, jsonify, render_template, request
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
@@ -38,6 +38,8 @@ def install_security(app):
 
 
 SIGNED_API_VIEW = "callrec_plugin.views.ingest_api.ingest_recording"
+# The phone system's signed report of paused intervals after the call was sent (views/silence_api.py).
+SIGNED_SILENCE_VIEW = "callrec_plugin.views.silence_api.report_silence"
 
 
 def exempt_signed_api(app):
@@ -45,7 +47,15 @@ def exempt_signed_api(app):
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         csrf.exempt(SIGNED_API_VIEW)
+        csrf.exempt(SIGNED_SILENCE_VIEW)
+
+
+def is_api_request(app):
+    """Under callrec's /api/: answered in JSON whatever went wrong, for a phone system, not a person."""
+    return request.path.startswith(app.config["CALLREC_URL_PREFIX"].rstrip("/") + "/api/")
 
 
 def render_error(status, title, message):
+    if is_api_request(current_app):
+        return jsonify(error=message or title), status
     return render_template("callrec/error.html", status=status, title=title, message=message), status

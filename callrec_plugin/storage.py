@@ -174,6 +174,22 @@ class LocalEncryptedStorage:
                 if self.is_valid_key(key):
                     yield key
 
+    def remove_temp_files(self, key: str) -> int:
+        """Delete the temporary files of writes to ``key`` that never finished (a writer killed by
+        SIGKILL leaves one). For a key whose writer is known to be dead: a retried export attempt.
+        Returns how many were removed."""
+        directory = os.path.dirname(self._path(key))
+        prefix = f".{self.recording_id_of(key)}."
+        removed = 0
+        for name in _scandir_names(directory):
+            if name.startswith(prefix) and _TMP_RE.fullmatch(name):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
     def remove_stale_temp_files(self, max_age_seconds: float = 24 * 3600) -> int:
         """Delete temporary files left by writers that died (e.g. SIGKILL) more than
         ``max_age_seconds`` ago. Returns how many were removed."""

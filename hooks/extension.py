@@ -27,6 +27,16 @@ def callrec_resolve_patient(phone_e164, practice_ref, started_at):
 
 
 @hookspec(firstresult=True)
+def callrec_find_patients(query, practice_ref):
+    """Return up to 20 patients of the practice matching what a person typed (name, date of birth, number), as summaries."""
+
+
+@hookspec
+def callrec_call_matched(recording_id, patient_ref, practice_ref, phone_e164, change):
+    """Event: a person linked a call to a patient (change "matched") or took the link back ("undone"); ignored."""
+
+
+@hookspec(firstresult=True)
 def callrec_patient_summary(patient_ref):
     """Return {"ref", "name", "practice_ref", "phones": [e164, ...], "url"} for a patient, or None."""
 
@@ -44,6 +54,21 @@ def callrec_permission(user, action, recording, purpose):
 @hookspec(firstresult=True)
 def callrec_should_record(phone_e164, practice_ref):
     """Return True or False: may a call with this number be recorded (False for a patient who objected)."""
+
+
+@hookspec(firstresult=True)
+def callrec_staff_for_extension(extension, practice_ref, at):
+    """Return {"ref": str, "name": str}: the member of staff on this phone extension in the practice at that time, or None."""
+
+
+@hookspec(firstresult=True)
+def callrec_practice_exists(practice_ref):
+    """Return True if the host knows this practice, False if not; callrec refuses imports and API calls for unknown ones."""
+
+
+@hookspec(firstresult=True)
+def callrec_practice_settings(practice_ref):
+    """Return a dict of the practice's settings (retention_months, grace_days, extension_cap_months, tombstone_years, timezone, purpose_matrix, ...); missing keys fall back to config."""
 
 
 @hookspec(firstresult=True)

@@ -58,6 +58,10 @@ USERS = {
     "receptionB": ("staff", "pB"),
 }
 
+PRACTICES = frozenset({"pA", "pB"})
+# (practice, phone extension) -> username: who sits at which phone.
+STAFF_EXTENSIONS = {("pA", "201"): "reception", ("pA", "202"): "handler", ("pB", "201"): "receptionB"}
+
 
 class Integrator:
     """The hooks a PMS implements (no argument defaults: pluggy would never pass them)."""
@@ -82,12 +86,31 @@ class Integrator:
         return patient.id if patient else None
 
     @hookimpl
+    def callrec_practice_exists(self, practice_ref):
+        return practice_ref in PRACTICES
+
+    @hookimpl
+    def callrec_staff_for_extension(self, extension, practice_ref, at):
+        username = STAFF_EXTENSIONS.get((practice_ref, extension))
+        user = db.session.get(User, username) if username else None
+        return {"ref": user.id, "name": user.name} if user else None
+
+    @hookimpl
     def callrec_patient_summary(self, patient_ref):
         patient = db.session.get(Patient, patient_ref)
         if patient is None:
             return None
         return {"ref": patient.id, "name": patient.name, "practice_ref": patient.practice,
                 "phones": [patient.phone], "url": f"/patients/{patient.id}"}
+
+    @hookimpl
+    def callrec_find_patients(self, query, practice_ref):
+        pattern = f"%{query.lower()}%"
+        patients = db.session.scalars(
+            sa.select(Patient).where(Patient.practice == practice_ref,
+                                     sa.or_(sa.func.lower(Patient.name).like(pattern), Patient.phone.like(pattern)))
+            .order_by(Patient.name).limit(20))
+        return [self.callrec_patient_summary(patient.id) for patient in patients]
 
     @hookimpl
     def callrec_complaint_summary(self, complaint_ref):

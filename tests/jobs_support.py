@@ -268,11 +268,10 @@ def check_purge_invariants(session, blobs, ids, complete):
 
 
 def request_bundle(client, app, patient_ref):
-    """POST the subject-access form as this client; returns the new export's id."""
-    from tests.conftest import valid_csrf_token
+    """Register a subject-access request and ask for its bundle as this client; returns the export's id."""
+    from tests.subject_access_support import build_bundle, register_request
 
-    response = client.post("/callrec/exports", data={"patient_ref": patient_ref,
-                                                      "csrf_token": valid_csrf_token(app, client)})
+    response = build_bundle(client, app, register_request(client, app, patient_ref))
     assert response.status_code in (302, 503), response.get_data(as_text=True)[:2000]
     with app.app_context():
         from callrec_plugin.models import Export

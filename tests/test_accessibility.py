@@ -83,7 +83,7 @@ def test_forms_sent_back_with_errors_point_at_their_messages(app, login, pages):
     recording_page = pages[0]
     token = csrf_from(client.get(recording_page).get_data(as_text=True))
     for url, fields in ((recording_page + "/grants", {"purpose": "bogus", "action": "play"}),
-                        ("/callrec/exports", {"patient_ref": ""})):
+                        ("/callrec/subject-access", {"patient_ref": ""})):
         response = client.post(url, data={"csrf_token": token, **fields})
         assert response.status_code == 400, url
         check = PageCheck()

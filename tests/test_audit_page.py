@@ -40,7 +40,7 @@ def test_filters_narrow_the_trail_to_the_practice(app, trail, login):
     assert "no role may play" not in by_purpose
     assert client.get("/callrec/audit?from=not-a-date").status_code == 400
     empty = client.get("/callrec/audit?from=2001-01-01&to=2001-01-02").get_data(as_text=True)
-    assert "<caption>0 events, newest first</caption>" in empty
+    assert "<caption>0 events, newest first (page views hidden)</caption>" in empty
 
 
 def test_recording_patient_and_date_filters_keep_exactly_the_matching_events(app, trail, login, db_session):

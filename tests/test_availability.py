@@ -60,7 +60,11 @@ def test_pages_panels_and_playback_work_while_redis_is_down(app, db_session, log
 def test_a_job_request_answers_503_keeps_the_intent_and_completes_when_redis_returns(
         app, db_session, login, recording_id, app_config, tmp_path):
     dpo = login("dpo")
-    response = dpo.post("/callrec/exports", data={"patient_ref": "pat1", "csrf_token": valid_csrf_token(app, dpo)})
+    from tests.subject_access_support import registered
+
+    entry_id = registered(db_session, "pat1").id
+    response = dpo.post("/callrec/exports", data={"subject_access_id": entry_id,
+                                                   "csrf_token": valid_csrf_token(app, dpo)})
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     body = response.get_data(as_text=True)
@@ -92,7 +96,7 @@ def test_a_job_request_answers_503_keeps_the_intent_and_completes_when_redis_ret
     # Redis is back: one scheduler round enqueues every saved intent; a real worker runs them
     app.config["CALLREC_REDIS_URL"] = app_config["CALLREC_REDIS_URL"] = js.REDIS_URL
     done = queueing.scheduler_tick(now=utcnow() + dt.timedelta(seconds=queueing.REQUEUE_MIN_AGE_SECONDS + 1))
-    assert done["enqueued"] == 3 and len(done["daily"]) == 2, done  # 3 saved intents; the daily runs
+    assert done["enqueued"] == 3 and len(done["scheduled"]) == 2, done  # 3 saved intents; the scheduled runs
     result = js.run_worker(app_config)
     assert result.returncode == 0, result.stderr[-3000:]
     db_session.expire_all()

@@ -3,6 +3,7 @@
 Skipped with a message where chromium is not installed; CI sets CALLREC_REQUIRE_BROWSER=1 so that
 there a missing browser fails instead.
 """
+import contextlib
 import os
 import shutil
 import threading
@@ -27,18 +28,18 @@ else:
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
-    """The demo host on a free port, seeded with a few dozen calls, in a thread of this process."""
+@contextlib.contextmanager
+def running_demo(state, calls, secret_key="browser-test"):
+    """(app, base URL) of the demo host with its state in ``state``, seeded with ``calls`` calls, served
+    by a thread of this process on a free port of 127.0.0.1; stopped and removed afterwards."""
     from callrec_plugin import migrate
     from examples.practice_host import create_app
     from examples.practice_host.models import db
     from examples.practice_host.seed import seed_calls, seed_host_data
 
-    state = tmp_path_factory.mktemp("browser-demo")
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{state / 'practice.db'}",
-        "SECRET_KEY": "browser-test",
+        "SECRET_KEY": secret_key,
         "CALLREC_STORAGE_DIR": str(state / "storage"),
         "CALLREC_KEY_FILE": str(state / "keys.txt"),
         "CALLREC_AUDIT_SIGNING_KEY_FILE": str(state / "audit-signing.pem"),
@@ -48,13 +49,22 @@ def demo_server(tmp_path_factory):
         db.create_all()
         migrate.upgrade(db.engine)
         seed_host_data(echo=lambda message: None)
-        seed_calls(40, echo=lambda message: None)
+        seed_calls(calls, echo=lambda message: None)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    shutil.rmtree(state, ignore_errors=True)
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The demo host, seeded with a few dozen calls, in a thread of this process."""
+    with running_demo(tmp_path_factory.mktemp("browser-demo"), 40) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,27 @@ def test_the_integrator_implements_only_known_hooks(demo_app):
     assert hooks == {
         "callrec_user_roles", "callrec_user_ref", "callrec_practice_ref", "callrec_resolve_patient",
         "callrec_patient_summary", "callrec_complaint_summary", "callrec_menu_links",
+        "callrec_practice_exists", "callrec_staff_for_extension", "callrec_find_patients",
     }
+
+
+def test_the_demo_finds_patients_by_name_date_of_birth_and_number(demo_app):
+    from examples.practice_host.models import Patient
+
+    with demo_app.app_context():
+        patient = db.session.scalars(db.select(Patient).where(Patient.practice_id == "p1")
+                                     .order_by(Patient.id)).first()
+        phone = patient.phones[0].e164
+        hook = demo_app.extensions["callrec"].pm.hook
+        for query in (patient.last_name.upper(), f"{patient.first_name} {patient.last_name}",
+                      patient.date_of_birth.isoformat(), patient.date_of_birth.strftime("%d/%m/%Y"),
+                      "0" + phone[3:], phone[-6:]):
+            found = hook.callrec_find_patients(query=query, practice_ref="p1")
+            assert patient.id in {p["ref"] for p in found}, query
+            assert all(p["practice_ref"] == "p1" for p in found)
+        assert hook.callrec_find_patients(query=patient.last_name, practice_ref="p2") == [] or all(
+            p["practice_ref"] == "p2" for p in hook.callrec_find_patients(query=patient.last_name, practice_ref="p2"))
+        assert hook.callrec_find_patients(query="zzzz-nobody", practice_ref="p1") == []
 
 
 def test_tables_are_the_hosts_own(demo_app):

@@ -13,6 +13,7 @@ from callrec_plugin.retention import eligibility, eligible_for_purge
 from tests import hostapp
 from tests.audio_samples import wav_bytes
 from tests.conftest import valid_csrf_token
+from callrec_plugin.rubric import DEFAULT_CRITERIA
 from tests.factories import add_recording
 
 
@@ -182,21 +183,25 @@ def test_retention_extends_but_never_silently_shortens(app, db_session, login):
     owner = login("owner")
     later = (before + dt.timedelta(days=90)).strftime("%Y-%m-%d")
     assert post(app, owner, f"/callrec/recordings/{call.id}/retention",
-                {"callrec-extend-retain_until": later, "callrec-extend-reason": "audit"}).status_code == 302
+                {"callrec-extend-retain_until": later, "callrec-extend-reason_code": "other",
+                 "callrec-extend-reason": "audit"}).status_code == 302
     db_session.expire_all()
     assert db_session.get(Recording, call.id).retain_until.strftime("%Y-%m-%d") == later
     earlier = (before - dt.timedelta(days=30)).strftime("%Y-%m-%d")
     refused = post(app, owner, f"/callrec/recordings/{call.id}/retention",
-                   {"callrec-extend-retain_until": earlier, "callrec-extend-reason": "tidy"})
+                   {"callrec-extend-retain_until": earlier, "callrec-extend-reason_code": "legal_advice",
+                    "callrec-extend-reason": "tidy"})
     assert refused.status_code == 409 and "lawful erasure" in refused.get_data(as_text=True)
     db_session.expire_all()
     assert db_session.get(Recording, call.id).retain_until.strftime("%Y-%m-%d") == later
     assert post(app, login("reception"), f"/callrec/recordings/{call.id}/retention",
-                {"callrec-extend-retain_until": "2040-01-01", "callrec-extend-reason": "x"}).status_code == 403
+                {"callrec-extend-retain_until": "2040-01-01", "callrec-extend-reason_code": "other",
+                 "callrec-extend-reason": "x"}).status_code == 403
 
 
 def test_extending_a_call_that_a_purge_took_first_is_refused(app, db_session):
-    from callrec_plugin.erasure import RetentionError, extend_retention
+    from callrec_plugin.erasure import RetentionError
+    from callrec_plugin.extensions import extend
     from callrec_plugin.identity import Actor
 
     owner = Actor(user=None, ref="owner", name="Owner", roles=frozenset({"owner"}), practice_ref="pA")
@@ -206,7 +211,7 @@ def test_extending_a_call_that_a_purge_took_first_is_refused(app, db_session):
     # The purge commits in another session between this request's lookup and its change.
     db_session.execute(sa.update(Recording).where(Recording.id == call.id).values(status="purged"))
     with pytest.raises(RetentionError, match="purged"):
-        extend_retention(owner, stale, stale.retain_until + dt.timedelta(days=30), "audit")
+        extend(owner, stale, stale.retain_until + dt.timedelta(days=30), "legal_advice")
 
 
 def test_lawful_erasure_needs_a_second_person_and_holds_still_win(app, db_session, login):
@@ -226,51 +231,30 @@ def test_lawful_erasure_needs_a_second_person_and_holds_still_win(app, db_sessio
     assert len(events(db_session, "retention_shortened")) == 1
 
 
-def test_retention_page_reports_due_held_and_purged(app, db_session, login):
-    now = utcnow()
-    due = add_recording(db_session, started_at=now - dt.timedelta(days=180))
-    held = add_recording(db_session, started_at=now - dt.timedelta(days=200))
-    db_session.add(Hold(recording_id=held.id, practice_ref="pA", kind="investigation", reason="ongoing",
-                        placed_by_ref="owner"))
-    later = add_recording(db_session, started_at=now - dt.timedelta(days=165))  # due in 18 days
-    add_recording(db_session, started_at=now - dt.timedelta(days=100))  # due in months: on no list
-    regulator = add_recording(db_session, started_at=now - dt.timedelta(days=20))
-    db_session.add(Hold(recording_id=regulator.id, practice_ref="pA", kind="regulator", reason="CQC",
-                        placed_by_ref="owner"))
-    db_session.add(Tombstone(recording_id="gone1", practice_ref="pA", started_at=now - dt.timedelta(days=250),
-                             retain_until=now - dt.timedelta(days=67), purged_at=dt.datetime(2026, 5, 3, tzinfo=dt.timezone.utc),
-                             reason="retention expired"))
-    db_session.commit()
-    response = login("dpo").get("/callrec/retention")
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert "To be deleted in the next 7 days: 1" in page and due.id in page
-    thirty = page.split("To be deleted in the next 30 days: ", 1)[1].split("</table>", 1)[0]
-    assert thirty.startswith("2") and due.id in thirty and later.id in thirty  # the 7 days are within the 30
-    assert "Past retention but kept by a hold: 1" in page and held.id in page
-    by_kind = page.split("Calls held, by kind of hold", 1)[1].split("</table>", 1)[0]
-    assert "<td>Investigation</td><td>1</td>" in by_kind and "<td>Regulator</td><td>1</td>" in by_kind
-    assert "<td>2026-05</td><td>1</td>" in page
-    assert login("reception").get("/callrec/retention").status_code == 403
+# The retention page's own tests (the weekly list, held calls, charts against direct counts, the purge's
+# state) are in tests/test_retention_page.py.
 
 
-@pytest.mark.parametrize("started,days,check_at,eligible", [
-    # expiry exactly at the boundary: eligible at the instant, never a microsecond before
-    (dt.datetime(2026, 1, 1, 12, 0), 183, dt.datetime(2026, 7, 3, 12, 0), True),
-    (dt.datetime(2026, 1, 1, 12, 0), 183, dt.datetime(2026, 7, 3, 11, 59, 59, 999999), False),
-    # across the spring and autumn clock changes (UTC arithmetic: exactly 183 × 24 h)
-    (dt.datetime(2026, 3, 28, 23, 30), 183, dt.datetime(2026, 9, 27, 23, 29), False),
-    (dt.datetime(2026, 10, 24, 23, 30), 183, dt.datetime(2027, 4, 25, 23, 30), True),
-    # a call on 29 February
-    (dt.datetime(2028, 2, 29, 9, 0), 183, dt.datetime(2028, 8, 30, 8, 59), False),
-    (dt.datetime(2028, 2, 29, 9, 0), 183, dt.datetime(2028, 8, 30, 9, 0), True),
+@pytest.mark.parametrize("started,check_at,eligible", [
+    # six calendar months on the London calendar: eligible at the instant, never a microsecond before
+    (dt.datetime(2026, 1, 1, 12, 0), dt.datetime(2026, 7, 1, 11, 0), True),  # 12:00 GMT -> 12:00 BST
+    (dt.datetime(2026, 1, 1, 12, 0), dt.datetime(2026, 7, 1, 10, 59, 59, 999999), False),
+    # across the spring and autumn clock changes: the same wall-clock time six months on
+    (dt.datetime(2026, 3, 28, 23, 30), dt.datetime(2026, 9, 28, 22, 29), False),
+    (dt.datetime(2026, 3, 28, 23, 30), dt.datetime(2026, 9, 28, 22, 30), True),
+    (dt.datetime(2026, 10, 24, 23, 30), dt.datetime(2027, 4, 25, 0, 30), True),
+    # a call on 29 February: 29 August; on 31 August: the last day of February
+    (dt.datetime(2028, 2, 29, 9, 0), dt.datetime(2028, 8, 29, 7, 59), False),
+    (dt.datetime(2028, 2, 29, 9, 0), dt.datetime(2028, 8, 29, 8, 0), True),
+    (dt.datetime(2027, 8, 31, 9, 0), dt.datetime(2028, 2, 29, 9, 59), False),  # 10:00 BST -> 10:00 GMT
+    (dt.datetime(2027, 8, 31, 9, 0), dt.datetime(2028, 2, 29, 10, 0), True),
 ])
-def test_no_deletion_before_expiry_at_clock_edges(app, db_session, started, days, check_at, eligible):
+def test_no_deletion_before_expiry_at_clock_edges(app, db_session, started, check_at, eligible):
     from callrec_plugin.retention import retain_until_for
 
     utc = dt.timezone.utc
     with app.app_context():
-        until = retain_until_for(started.replace(tzinfo=utc), days)
+        until = retain_until_for(started.replace(tzinfo=utc), "pA")
     recording = add_recording(db_session, started_at=started.replace(tzinfo=utc), retain_until=until)
     now = check_at.replace(tzinfo=utc)
     assert eligibility(recording, [], now, dt.timedelta(days=7)).eligible is eligible
@@ -281,10 +265,11 @@ def test_no_deletion_before_expiry_at_clock_edges(app, db_session, started, days
 def test_assessments_are_seen_by_managers_and_the_assessed_only(app, db_session, login):
     call = add_recording(db_session, staff_user_ref="reception", staff_name="Rita")
     manager = login("manager")
+    rubric = {f"callrec-assess-score-{key}": "meets" for key, _label in DEFAULT_CRITERIA}
     assert post(app, manager, f"/callrec/recordings/{call.id}/assessments",
-                {"callrec-assess-outcome": "partly", "callrec-assess-notes": "Rushed the caller"}).status_code == 302
-    assert post(app, login("reception"), f"/callrec/recordings/{call.id}/assessments",
-                {"callrec-assess-outcome": "meets"}).status_code == 403
+                {**rubric, "callrec-assess-score-courtesy": "partly",
+                 "callrec-assess-notes": "Rushed the caller"}).status_code == 302
+    assert post(app, login("reception"), f"/callrec/recordings/{call.id}/assessments", rubric).status_code == 403
     assert "Rushed the caller" in login("owner").get("/callrec/assessments").get_data(as_text=True)
     reception = login("reception")
     mine = reception.get("/callrec/assessments").get_data(as_text=True)
@@ -293,21 +278,27 @@ def test_assessments_are_seen_by_managers_and_the_assessed_only(app, db_session,
         assert "Rushed the caller" not in login(user).get("/callrec/assessments").get_data(as_text=True)
     assessment = db_session.scalars(sa.select(Assessment)).one()
     assert post(app, login("handler"), f"/callrec/assessments/{assessment.id}/response",
-                {"callrec-response-response": "not mine"}).status_code == 404
+                {"callrec-response-stance": "agree", "callrec-response-response": "not mine"}).status_code == 404
     assert post(app, reception, f"/callrec/assessments/{assessment.id}/response",
-                {"callrec-response-response": "The surgery was full that day"}).status_code == 302
+                {"callrec-response-stance": "disagree",
+                 "callrec-response-response": "The surgery was full that day"}).status_code == 302
     db_session.expire_all()
     assert db_session.get(Assessment, assessment.id).response == "The surgery was full that day"
 
 
 def test_training_approval_lets_the_trainer_listen(app, db_session, login):
     call = ingest_audio(io.BytesIO(wav_bytes(3.0)), practice_ref="pA", started_at=utcnow(), direction="inbound",
-                        from_number="+447700900001", to_number="201", source="t", source_ref="tr").recording_id
+                        from_number="+447700900001", to_number="201", source="t", source_ref="tr",
+                        staff_user_ref="reception", staff_name="Reception").recording_id
     trainer = login("trainer")
     refused = post(app, trainer, f"/callrec/recordings/{call}/grants", {"purpose": "training", "action": "play"})
     assert refused.status_code == 403
     assert post(app, login("owner"), f"/callrec/recordings/{call}/training",
                 {"callrec-training-approve": "yes"}).status_code == 302
+    # Proposed is not approved: the member of staff on the call consents first (tests/test_training_library.py).
+    assert post(app, trainer, f"/callrec/recordings/{call}/grants",
+                {"purpose": "training", "action": "play"}).status_code == 403
+    assert post(app, login("reception"), f"/callrec/training/{call}/answer", {"decision": "consent"}).status_code == 302
     assert post(app, trainer, f"/callrec/recordings/{call}/grants",
                 {"purpose": "training", "action": "play"}).status_code == 302
     assert trainer.get(f"/callrec/recordings/{call}/audio").status_code == 200

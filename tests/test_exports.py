@@ -23,6 +23,7 @@ from callrec_plugin.models import (
 )
 from tests import jobs_support as js
 from tests.conftest import valid_csrf_token
+from tests.subject_access_support import register_by_form, registered
 
 NOW = utcnow()
 
@@ -105,7 +106,10 @@ def test_subject_access_bundle_holds_exactly_the_patients_50_calls_among_5000(
         audit_rows = list(csv.DictReader(io.StringIO(bundle.read("audit-extract.csv").decode())))
         touched = {row["recording_id"] for row in audit_rows if row["recording_id"]}
         assert theirs[3] in touched and other.id not in touched
-        assert all(row["ip"] == "" for row in audit_rows)
+        # who, in role terms, for which purpose and when: no names, IP addresses or reasons (issue 9)
+        assert not {"ip", "actor_name", "actor_ref", "reason", "justification"} & set(audit_rows[0])
+        assert {(row["accessed_by"], row["purpose"]) for row in audit_rows if row["recording_id"] == theirs[3]} \
+            == {("practice owner", "compliance")}
         objections = list(csv.DictReader(io.StringIO(bundle.read("objections.csv").decode())))
         assert [o["note"] for o in objections] == ["did not want to be recorded"]
         note = bundle.read("cover-note.txt").decode()
@@ -118,14 +122,15 @@ def test_export_permissions_requester_only_download_audit_and_expiry(app, db_ses
     assert login("reception").get("/callrec/exports").status_code == 403
     assert login("trainer").get("/callrec/exports").status_code == 403
     reception = login("reception")
-    response = reception.post("/callrec/exports", data={"patient_ref": "pat1",
+    entry = registered(db_session, "pat1", by="owner")
+    response = reception.post("/callrec/exports", data={"subject_access_id": entry.id,
                                                         "csrf_token": valid_csrf_token(app, reception)})
     assert response.status_code == 403
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Export)) == 0
 
     owner = login("owner")
     assert owner.get("/callrec/exports").status_code == 200
-    response = owner.post("/callrec/exports", data={"patient_ref": "patB", "csrf_token": valid_csrf_token(app, owner)})
+    response = register_by_form(owner, app, "patB")
     assert response.status_code == 404  # another practice's patient looks like no patient
     export_id = js.request_bundle(owner, app, "pat1")
     assert bundle_of(owner, export_id)[:2] == b"PK"
@@ -246,7 +251,7 @@ def test_bundle_memory_stays_flat_as_the_bundle_grows(app, db_session):
     dpo = Actor(user=None, ref="dpo", name="Dpo", roles=frozenset({"dpo"}), practice_ref="pA")
     peaks = []
     for patient in ("pat1", "pat2"):
-        export, _job = exports.request_subject_access(dpo, patient)
+        export, _job = exports.request_subject_access(dpo, registered(db_session, patient))
         tracemalloc.start()
         exports.build_export(export.id)
         peaks.append(tracemalloc.get_traced_memory()[1])

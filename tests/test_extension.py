@@ -54,13 +54,13 @@ def test_every_config_key_the_code_reads_has_a_default_and_a_readme_row():
 
 def test_every_config_key_gets_its_default_and_host_values_win():
     app = bare_host()
-    app.config["CALLREC_RETENTION_DAYS"] = 200
+    app.config["CALLREC_RETENTION_MONTHS"] = 3
     CallRec().init_app(app)
-    set_by_host_or_derived = {"CALLREC_RETENTION_DAYS", "CALLREC_LOAD_ENTRY_POINTS", "CALLREC_STORAGE_DIR"}
+    set_by_host_or_derived = {"CALLREC_RETENTION_MONTHS", "CALLREC_LOAD_ENTRY_POINTS", "CALLREC_STORAGE_DIR"}
     assert {key: app.config[key] for key in DEFAULTS if key not in set_by_host_or_derived} == \
         {key: value for key, value in DEFAULTS.items() if key not in set_by_host_or_derived}
     assert app.config["CALLREC_STORAGE_DIR"] == str(Path(app.instance_path) / "callrec-storage")
-    assert app.config["CALLREC_RETENTION_DAYS"] == 200
+    assert app.config["CALLREC_RETENTION_MONTHS"] == 3
     assert app.config["CALLREC_HOLD_GRACE_DAYS"] == 7
     assert app.config["CALLREC_URL_PREFIX"] == "/callrec"
 

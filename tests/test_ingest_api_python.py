@@ -36,7 +36,8 @@ def test_ingest_stores_encrypted_links_patient_and_audits(app, db_session):
     assert recording.external_number == "+447700900001"
     assert recording.to_number == "ext:201"
     assert recording.duration_seconds == pytest.approx(4.0, abs=0.01)
-    assert recording.retain_until == STARTED + dt.timedelta(days=183)
+    # six calendar months on the London calendar: 09:30 GMT on 2 November -> 09:30 BST on 2 May
+    assert recording.retain_until == dt.datetime(2027, 5, 2, 8, 30, tzinfo=dt.timezone.utc)
     assert recording.mime_type == "audio/wav" and recording.plaintext_size == len(audio)
     (blob,) = stored_files(app)
     data = open(blob, "rb").read()

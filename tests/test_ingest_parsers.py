@@ -128,7 +128,7 @@ def make_gsm(frames: int) -> bytes:
     rate=st.sampled_from([8000, 11025, 16000, 22050, 44100, 48000]) | st.integers(1000, 96000),
     channels=st.integers(1, 4),
     width=st.integers(1, 4),
-    frames=st.integers(0, 30000),
+    frames=st.integers(1, 30000),
 )
 def test_wav_duration_matches_generated_header(rate, channels, width, frames):
     data = make_wav(rate, channels, width, frames)
@@ -137,6 +137,16 @@ def test_wav_duration_matches_generated_header(rate, channels, width, frames):
     assert info.duration_seconds == pytest.approx(frames / rate, abs=1e-9)
     assert (info.sample_rate, info.channels) == (rate, channels)
     assert info.warnings == ()
+
+
+def test_wav_without_samples_or_with_uncounted_trailing_bytes_is_refused():
+    with pytest.raises(UnsupportedAudio, match="empty WAV"):
+        probe_bytes(make_wav(8000, 1, 2, 0))
+    padded = make_wav(8000, 1, 2, 80) + bytes(1024 * 1024)  # a 44-byte header, then a megabyte it does not count
+    with pytest.raises(UnsupportedAudio, match="follow the 160-byte data chunk"):
+        probe(padded[:HEAD_BYTES], len(padded))
+    with_list_chunk = make_wav(8000, 1, 2, 80) + b"LIST" + (26).to_bytes(4, "little") + bytes(26)
+    assert probe_bytes(with_list_chunk).duration_seconds == 0.01
 
 
 def test_wav_only_head_is_needed():
@@ -211,8 +221,9 @@ def test_wav_header_never_finalised_is_accepted_with_warning():
     assert info.warnings and "not finalised" in info.warnings[0]
 
 
-def test_wav_zero_length_recording_has_zero_duration():
-    assert probe_bytes(make_wav(8000, 1, 2, 0)).duration_seconds == 0.0
+def test_wav_zero_length_recording_is_refused_not_stored_as_a_zero_second_call():
+    with pytest.raises(UnsupportedAudio, match="no audio samples"):
+        probe_bytes(make_wav(8000, 1, 2, 0))
 
 
 def test_wav_data_before_fmt_and_missing_data():
@@ -661,7 +672,7 @@ def test_walk_tree(tmp_path):
     assert isinstance(by_path[junk], NotARecording)
     assert "outside" in by_path[link_out].reason
     assert "folder" in by_path[link_dir].reason
-    assert isinstance(by_path[link_in], MonitorFile)
+    assert "not followed" in by_path[link_in].reason  # a link is never opened, even inside the tree
     assert "broken" in by_path[broken].reason
     assert not any(".cache" in p.parts or p.name.startswith(".") for p in paths)
     assert all(str(p).startswith(str(root)) for p in paths)
@@ -859,30 +870,31 @@ BODY = b"--boundary\r\nContent-Disposition: form-data; name=metadata\r\n\r\n{}\r
 
 def test_sign_matches_documented_canonical_string():
     digest = hashlib.sha256(BODY).hexdigest()
-    canonical = f"POST\n{PATH}\n1700000000\n{NONCE}\n{digest}"
+    canonical = f"POST\n{PATH}\n1700000000\n{NONCE}\n{digest}\n{len(BODY)}"
     expected = hmac.new(SECRET, canonical.encode(), hashlib.sha256).hexdigest()
-    assert signing.canonical_string("post", PATH, 1700000000, NONCE, digest) == canonical
-    assert signing.sign(SECRET, "post", PATH, 1700000000, NONCE, digest) == expected
-    assert signing.sign(SECRET.decode(), "POST", PATH, "1700000000", NONCE, digest.upper()) == expected
+    assert signing.canonical_string("post", PATH, 1700000000, NONCE, digest, len(BODY)) == canonical
+    assert signing.sign(SECRET, "post", PATH, 1700000000, NONCE, digest, len(BODY)) == expected
+    assert signing.sign(SECRET.decode(), "POST", PATH, "1700000000", NONCE, digest.upper(), len(BODY)) == expected
 
 
 def test_verify_accepts_only_the_exact_request():
     digest = signing.body_sha256(BODY)
-    sig = signing.sign(SECRET, "POST", PATH, 1700000000, NONCE, digest)
-    assert signing.verify(SECRET, "POST", PATH, 1700000000, NONCE, digest, sig)
-    assert signing.verify(SECRET, "POST", PATH, "1700000000", NONCE, digest, sig.upper())
+    sig = signing.sign(SECRET, "POST", PATH, 1700000000, NONCE, digest, len(BODY))
+    assert signing.verify(SECRET, "POST", PATH, 1700000000, NONCE, digest, len(BODY), sig)
+    assert signing.verify(SECRET, "POST", PATH, "1700000000", NONCE, digest, len(BODY), sig.upper())
     other = signing.body_sha256(BODY + b"x")
-    assert not signing.verify(SECRET, "PUT", PATH, 1700000000, NONCE, digest, sig)
-    assert not signing.verify(SECRET, "POST", PATH + "/x", 1700000000, NONCE, digest, sig)
-    assert not signing.verify(SECRET, "POST", PATH, 1700000001, NONCE, digest, sig)
-    assert not signing.verify(SECRET, "POST", PATH, 1700000000, NONCE + "x", digest, sig)
-    assert not signing.verify(SECRET, "POST", PATH, 1700000000, NONCE, other, sig)
-    assert not signing.verify(b"another secret", "POST", PATH, 1700000000, NONCE, digest, sig)
-    assert not signing.verify(SECRET, "POST", PATH, 1700000000, NONCE, digest, "zz")
-    assert not signing.verify(SECRET, "POST", PATH, 1700000000, "short", digest, sig)
-    assert not signing.verify(SECRET, "POST", "no-slash", 1700000000, NONCE, digest, sig)
+    assert not signing.verify(SECRET, "PUT", PATH, 1700000000, NONCE, digest, len(BODY), sig)
+    assert not signing.verify(SECRET, "POST", PATH + "/x", 1700000000, NONCE, digest, len(BODY), sig)
+    assert not signing.verify(SECRET, "POST", PATH, 1700000001, NONCE, digest, len(BODY), sig)
+    assert not signing.verify(SECRET, "POST", PATH, 1700000000, NONCE + "x", digest, len(BODY), sig)
+    assert not signing.verify(SECRET, "POST", PATH, 1700000000, NONCE, other, len(BODY), sig)
+    assert not signing.verify(SECRET, "POST", PATH, 1700000000, NONCE, digest, len(BODY) + 1, sig)
+    assert not signing.verify(b"another secret", "POST", PATH, 1700000000, NONCE, digest, len(BODY), sig)
+    assert not signing.verify(SECRET, "POST", PATH, 1700000000, NONCE, digest, len(BODY), "zz")
+    assert not signing.verify(SECRET, "POST", PATH, 1700000000, "short", digest, len(BODY), sig)
+    assert not signing.verify(SECRET, "POST", "no-slash", 1700000000, NONCE, digest, len(BODY), sig)
     with pytest.raises(ValueError):
-        signing.verify(b"", "POST", PATH, 1700000000, NONCE, digest, sig)
+        signing.verify(b"", "POST", PATH, 1700000000, NONCE, digest, len(BODY), sig)
 
 
 @FAST
@@ -896,11 +908,11 @@ def test_verify_accepts_only_the_exact_request():
 )
 def test_sign_verify_roundtrip_and_any_changed_digit_fails(method, path, ts, nonce, body, flip):
     digest = signing.body_sha256(body)
-    sig = signing.sign(SECRET, method, path, ts, nonce, digest)
+    sig = signing.sign(SECRET, method, path, ts, nonce, digest, len(body))
     assert re.fullmatch(r"[0-9a-f]{64}", sig)
-    assert signing.verify(SECRET, method, path, ts, nonce, digest, sig)
+    assert signing.verify(SECRET, method, path, ts, nonce, digest, len(body), sig)
     tampered = sig[:flip] + ("0" if sig[flip] != "0" else "1") + sig[flip + 1 :]
-    assert not signing.verify(SECRET, method, path, ts, nonce, digest, tampered)
+    assert not signing.verify(SECRET, method, path, ts, nonce, digest, len(body), tampered)
 
 
 def test_check_timestamp():
@@ -946,7 +958,7 @@ def test_signed_headers_verify_on_the_server_side():
     ts = signing.check_timestamp(headers[signing.HEADER_TIMESTAMP], 1700000010, 300)
     nonce = signing.check_nonce(headers[signing.HEADER_NONCE])
     digest = signing.check_body_digest(headers[signing.HEADER_CONTENT_SHA256], BODY)
-    assert signing.verify(SECRET, "POST", PATH, ts, nonce, digest, headers[signing.HEADER_SIGNATURE])
+    assert signing.verify(SECRET, "POST", PATH, ts, nonce, digest, len(BODY), headers[signing.HEADER_SIGNATURE])
     again = signing.signed_headers(SECRET, "practice-1", "POST", PATH, BODY)
     assert again[signing.HEADER_NONCE] != headers[signing.HEADER_NONCE]
 

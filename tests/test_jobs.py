@@ -78,10 +78,11 @@ def test_a_failed_attempt_is_retried_with_backoff_by_the_workers_scheduler(app, 
     hidden = tmp_path / "hidden.cre"
     shutil.move(blobs.path(row["storage_key"]), hidden)  # the first attempt cannot read the audio
     from callrec_plugin.exports import request_subject_access
+    from tests.subject_access_support import registered
     from callrec_plugin.identity import Actor
 
     dpo = Actor(user=None, ref="dpo", name="Dpo", roles=frozenset({"dpo"}), practice_ref="pA")
-    export, job = request_subject_access(dpo, "pat1")
+    export, job = request_subject_access(dpo, registered(db_session, "pat1"))
     export_id, job_id = export.id, job.id
     queueing.dispatch(job_id)
     worker = js.start_worker(config, "--with-scheduler")
@@ -106,16 +107,21 @@ def test_a_failed_attempt_is_retried_with_backoff_by_the_workers_scheduler(app, 
     assert db_session.get(Export, export_id).status == "ready"
 
 
-def test_the_scheduler_enqueues_the_daily_purge_and_reconciler_once(app, db_session, queue_name, redis_conn):
-    with_redis(app, queue_name, CALLREC_PURGE_AT="02:30")
-    now = dt.datetime(2026, 5, 4, 1, 0, tzinfo=dt.timezone.utc)
-    done = queueing.scheduler_tick(now=now)  # yesterday's 02:30 run never happened: catch up
-    assert len(done["daily"]) == 2
-    assert queueing.scheduler_tick(now=now + dt.timedelta(hours=1))["daily"] == []
-    third = queueing.scheduler_tick(now=now + dt.timedelta(hours=1, minutes=31))  # today's 02:30
-    assert len(third["daily"]) == 2
+def test_the_scheduler_enqueues_the_hourly_purge_and_the_daily_reconciler_once(app, db_session, queue_name,
+                                                                               redis_conn):
+    with_redis(app, queue_name, CALLREC_PURGE_INTERVAL_MINUTES=60)
+    now = dt.datetime(2026, 5, 4, 1, 10, tzinfo=dt.timezone.utc)
+    done = queueing.scheduler_tick(now=now)  # nothing ever ran: catch up at once
+    assert len(done["scheduled"]) == 2
+    assert queueing.scheduler_tick(now=now + dt.timedelta(minutes=49))["scheduled"] == []  # 01:59: this hour's ran
+    second = queueing.scheduler_tick(now=now + dt.timedelta(minutes=50))  # 02:00: the next hour's purge
+    assert len(second["scheduled"]) == 1
+    for hours in range(1, 24):  # a purge every hour on the hour (03:00 ... 01:00), the reconciler once a day
+        queueing.scheduler_tick(now=now + dt.timedelta(hours=hours, minutes=50, seconds=1))
     kinds = [j.kind for j in db_session.scalars(sa.select(Job).order_by(Job.created_at))]
-    assert kinds == ["reconcile", "purge", "reconcile", "purge"]
+    assert kinds.count("purge") == 25 and kinds.count("reconcile") == 1  # 01:10, then 02:00 ... 01:00 next day
+    assert queueing.scheduler_tick(now=now + dt.timedelta(hours=24, minutes=1))["scheduled"] != []
+    assert [j.kind for j in db_session.scalars(sa.select(Job).order_by(Job.created_at))].count("reconcile") == 2
     assert all(j.rq_job_id for j in db_session.scalars(sa.select(Job)))
     # exactly one scheduler: a second one finds the lock taken
     first = queueing.SchedulerLock(redis_conn, queue_name, ttl=30)

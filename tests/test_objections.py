@@ -11,6 +11,7 @@ FORM = "/callrec/patients/{}/objections"
 
 def record(client, patient_ref, **fields):
     name, token = csrf_field(client.get(f"/patients/{patient_ref}").get_data(as_text=True))
+    fields.setdefault("method", "phone")
     data = {name: token, **{f"callrec-objection-{k}": v for k, v in fields.items()}}
     return client.post(FORM.format(patient_ref), data=data)
 

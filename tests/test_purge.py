@@ -7,9 +7,13 @@ extend retention) with every recording given a small real CRE1 blob, plus two ru
 step: no held, unexpired or in-grace recording is ever purged; after a complete run every recording
 eligible at that moment is purged; every purge leaves exactly one tombstone and one audit event, no
 data key and (once finished) no blob; retain_until never decreases (the retention machine's checks).
+Both practices' settings change as it runs (grace, cap), and the clock may jump years: a tombstone
+stays exactly until its practice's tombstone_years have passed and a complete run has deleted it; a
+purged row keeps no personal column (models.PURGED_RECORDING_COLUMNS).
 """
 import datetime as dt
 import os
+import zoneinfo
 import shutil
 import time
 
@@ -20,11 +24,21 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from callrec_plugin import audit, clock, purge
-from callrec_plugin.models import AuditEvent, Hold, Recording, RecordingStatus, Tombstone, new_id, utcnow
+from callrec_plugin.models import (
+    PURGED_RECORDING_COLUMNS,
+    AuditEvent,
+    Hold,
+    Recording,
+    RecordingStatus,
+    Tombstone,
+    new_id,
+    utcnow,
+)
+from callrec_plugin.retention import months_after, retain_until_for
 from tests import hostapp
 from tests import jobs_support as js
 from tests.factories import add_recording
-from tests.test_retention_machine import GRACE, Retention
+from tests.test_retention_machine import GRACE, PRACTICE_SETTINGS, Retention, registered_settings
 
 # Every kill point of a purge run, in the order a run meets them (see callrec_plugin/purge.py).
 CRASH_POINTS = ("reconcile_delete", "after_start", "after_lock", "after_recheck", "after_key_destroyed",
@@ -44,9 +58,13 @@ class RetentionWithPurge(Retention):
         self.storage_keys = {}  # recording id -> its blob
         self.purged_at = {}  # recording id -> the `now` of the run that destroyed its key
         self.eligible_at_last_run = set()  # every recording eligible when the last complete run ended
+        self.grace_at_purge = {}  # recording id -> its practice's grace when its key was destroyed
+        self.tombstone_until = {}  # recording id -> when its tombstone may go (tombstone_years after the purge)
+        self.tombstones_swept_at = None  # the `now` of the last run that reached its tombstone sweep
 
-    def new_recording(self, started):
-        recording = add_recording(self.session, started_at=started, retain_until=started + dt.timedelta(days=183))
+    def new_recording(self, started, practice="pA"):
+        recording = add_recording(self.session, practice_ref=practice, started_at=started,
+                                  retain_until=retain_until_for(started, practice))
         blob = self.blobs.write(recording.id)
         for name, value in blob.items():
             setattr(recording, name, value)
@@ -60,15 +78,26 @@ class RetentionWithPurge(Retention):
 
     def _gone_now(self, ids):
         for rid in ids:
+            if rid in self.gone:
+                continue
             self.gone.add(rid)
-            self.purged_at.setdefault(rid, self.now)
+            self.purged_at[rid] = self.now
+            self.grace_at_purge[rid] = self.grace(rid)
+            settings = PRACTICE_SETTINGS[self.practice[rid]]
+            zone = zoneinfo.ZoneInfo(settings.get("timezone", "Europe/London"))
+            self.tombstone_until[rid] = months_after(self.now, 12 * settings["tombstone_years"], zone=zone)
+
+    @rule(years=st.integers(1, 7))
+    def years_pass(self, years):
+        """Long enough for tombstones to reach the end of their keeping period."""
+        self.now += dt.timedelta(days=365 * years)
 
     def purge_after(self, recording_id):
         """The model's earliest moment the recording may go; None while held or once gone."""
         mine = [h for h in self.holds.values() if h["recording"] == recording_id]
         if recording_id in self.gone or any(h["released"] is None for h in mine):
             return None
-        return max([self.retain[recording_id]] + [h["released"] + GRACE for h in mine])
+        return max([self.retain[recording_id]] + [h["released"] + self.grace(recording_id) for h in mine])
 
     @initialize(start=st.lists(st.tuples(st.integers(0, 220), st.sampled_from([None, "held", "released"])),
                                min_size=1, max_size=4))
@@ -104,6 +133,7 @@ class RetentionWithPurge(Retention):
         assert len(report.purged_ids) == len(due) and report.rejected == {}
         self._gone_now(due)
         self.eligible_at_last_run = set(self.gone)
+        self.tombstones_swept_at = self.now
         self.session.expire_all()
         statuses = dict(self.session.execute(sa.select(Recording.id, Recording.status)).all())
         for rid in self.ids:
@@ -130,6 +160,8 @@ class RetentionWithPurge(Retention):
             self.session.rollback()  # what the database does for a connection that died
         finally:
             purge.kill_point = original
+        if len(passes) < nth or point == "purge_done":  # the run reached its tombstone sweep
+            self.tombstones_swept_at = self.now
         self.session.expire_all()
         touched = set(self.session.scalars(sa.select(Recording.id).where(Recording.status != RecordingStatus.ACTIVE)))
         assert touched - self.gone <= due, f"purged though not eligible: {sorted(touched - self.gone - due)}"
@@ -161,14 +193,26 @@ class RetentionWithPurge(Retention):
                 continue
             assert rid in self.gone, (rid, row.status)  # the purge rules check eligibility when it happens
             assert row.wrapped_key is None and row.key_id is None, f"{rid} is {row.status} but keeps its key"
-            assert rid in tombstones and events.get(rid) == 1, f"{rid}: one tombstone and exactly one audit event"
+            assert events.get(rid) == 1, f"{rid}: exactly one audit event"
+            for name, fate in PURGED_RECORDING_COLUMNS.items():
+                if fate == "cleared":
+                    value = getattr(row, name)
+                    assert value is None or (name == "source_ref" and value == f"purged:{rid}"), (rid, name, value)
+            expired = self.tombstones_swept_at is not None and self.tombstone_until[rid] <= self.tombstones_swept_at
+            if expired:
+                assert rid not in tombstones, f"{rid}'s tombstone outlived its keeping period"
+                continue
+            assert rid in tombstones, f"{rid}: its tombstone went before its keeping period ended"
+            assert _aware(tombstones[rid].delete_after) == self.tombstone_until[rid]
             # lawful from the database's own record: past retention, no hold active, every grace over
             when = tombstones[rid].purged_at
             assert _aware(when) == self.purged_at[rid]
             assert _aware(tombstones[rid].retain_until) <= _aware(when), f"{rid} purged before its retention ended"
             for hold in holds.get(rid, []):
                 assert hold.released_at is not None, f"{rid} purged under an active {hold.kind} hold"
-                assert _aware(hold.released_at) + GRACE <= _aware(when), f"{rid} purged in the grace period"
+                assert _aware(hold.released_at) + self.grace_at_purge[rid] <= _aware(when), f"{rid} purged in the grace period"
+            assert tombstones[rid].reason in ("retention expired", "grace after a hold")
+            assert tombstones[rid].purged_by and tombstones[rid].purged_by.startswith("purge run")
             if row.status == RecordingStatus.PURGED:
                 assert not self.blobs.exists(self.storage_keys[rid]), f"purged {rid} kept its blob"
 
@@ -191,7 +235,7 @@ STEPS = 10  # steps per example; 300 examples (see the runtimes in the commit me
 def test_retention_state_machine_with_purge(app, db_session, monkeypatch):
     assert app.config["CALLREC_HOLD_GRACE_DAYS"] == GRACE.days
     monkeypatch.setattr(clock, "now", clock.now)  # the machine replaces it; monkeypatch restores it
-    with app.test_request_context():
+    with app.test_request_context(), registered_settings(app):
         run_state_machine_as_test(RetentionWithPurge, settings=settings(
             max_examples=300, stateful_step_count=STEPS, deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
@@ -237,8 +281,8 @@ def test_the_recheck_under_the_lock_keeps_what_the_select_let_through(app, db_se
     db_session.add(Hold(recording_id=victim, practice_ref="pA", kind="law_enforcement", reason="late",
                         placed_by_ref="owner", placed_at=utcnow()))
     db_session.commit()
-    monkeypatch.setattr(purge, "eligible_for_purge", lambda now, grace=None: sa.select(Recording).where(
-        Recording.status == "active", Recording.retain_until <= now))
+    monkeypatch.setattr(purge, "eligible_for_purge", lambda now, grace=None, practice_ref=None: sa.select(
+        Recording).where(Recording.status == "active", Recording.retain_until <= now))
     report = purge.purge()
     assert victim not in report.purged_ids and report.rejected == {victim: "held: law_enforcement"}
     assert js.statuses(db_session)[victim] == "active"

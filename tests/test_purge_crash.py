@@ -67,7 +67,8 @@ def app_config(app_config, redis_conn):
     """The test app's config, with Redis and a queue of this test's own (the app and the workers share it)."""
     queue = js.unique_queue()
     app_config.update(CALLREC_REDIS_URL=js.REDIS_URL, CALLREC_QUEUE=queue, CALLREC_PURGE_BATCH_SIZE=10,
-                      CALLREC_JOB_STALE_SECONDS=1, CALLREC_JOB_RETRIES=3, CALLREC_JOB_RETRY_BASE_SECONDS=1,
+                      CALLREC_JOB_STALE_SECONDS=1, CALLREC_WORKER_HEARTBEAT_SECONDS=1,
+                      CALLREC_WORKER_DEAD_AFTER_SECONDS=1, CALLREC_JOB_RETRIES=3, CALLREC_JOB_RETRY_BASE_SECONDS=1,
                       CALLREC_ORPHAN_GRACE_HOURS=1)
     yield app_config
     js.delete_queue_keys(redis_conn, queue)
@@ -118,9 +119,11 @@ def test_purge_survives_sigkill_at_twenty_points(app, worker_config, db_session)
     last = db_session.scalar(sa.select(Job).order_by(Job.created_at.desc()).limit(1))
     assert (last.kind, last.status) == ("purge", "running")  # it died before recording that it finished
 
-    time.sleep(1.2)  # the killed jobs' heartbeats are now older than CALLREC_JOB_STALE_SECONDS
+    time.sleep(3.2)  # the killed workers' heartbeats are now overdue (1 s) and older than the dead-after
+    counts = queueing.requeue_pending()  # the scheduler's round re-queues the dead jobs
+    assert counts["requeued"] == 23 and counts["abandoned"] == 0, counts
     queueing.submit("reconcile", requested_by_ref="crash-test")
-    result = js.run_worker(worker_config)  # the reconciler re-queues the 23 dead jobs; the burst runs them
+    result = js.run_worker(worker_config)  # the burst runs them, and a reconcile after them
     assert result.returncode == 0, result.stderr[-3000:]
 
     final = js.check_purge_invariants(db_session, blobs, ids, complete=True)
@@ -167,8 +170,8 @@ EXPORT_KILLS = [("export_started", 1), ("export_mid", 4), ("export_zip_closing",
 
 def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
         app, worker_config, db_session, login, tmp_path):
-    """CALLREC_JOB_RETRIES=3: a job may start 4 times. The scheduler's round (requeue_pending, which
-    the reconciler runs too) re-queues a job whose worker died while attempts remain, and abandons it
+    """CALLREC_JOB_RETRIES=3: a job may start 4 times. The scheduler's round (requeue_pending)
+    re-queues a job whose worker died while attempts remain, and abandons it
     after the 4th death: the job and the export are "failed" and stay so until someone retries the
     job from the jobs page. A retry by hand renews the budget, so the 5th death is re-queued again and
     the next worker completes the bundle."""
@@ -204,15 +207,15 @@ def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
         job, export = job_and_export()
         assert (job.status, job.attempts, export.status) == ("running", attempt, "building"), point
         assert client.get(f"/callrec/exports/{export_id}/download").status_code == 409, point
-        time.sleep(1.1)  # older than CALLREC_JOB_STALE_SECONDS
-        queueing.requeue_pending(utcnow())  # the scheduler's round (the reconciler runs the same)
+        time.sleep(3.1)  # the killed worker's heartbeat is overdue (1 s, 2 s late) and older than dead-after
+        queueing.requeue_pending(utcnow())  # the scheduler's round
         job, export = job_and_export()
         if attempt < 4:
             assert (job.status, export.status) == ("queued", "building"), (point, job.status, job.error)
             continue
         # the 4th death in a row spent the budget
         assert (job.status, export.status) == ("failed", "failed"), (point, job.status, job.error)
-        assert job.error == f"abandoned: the worker stopped responding {attempt} times"
+        assert job.error.startswith(f"abandoned: the worker stopped responding {attempt} times (last: worker ")
         assert client.get(f"/callrec/exports/{export_id}/download").status_code == 409, point
         queueing.requeue_pending(utcnow())
         assert job_and_export()[0].status == "failed", "only a person revives an abandoned job"
@@ -227,14 +230,8 @@ def test_export_killed_mid_build_is_never_downloadable_and_the_retry_completes(
     assert response.status_code == 200
     names = js.unpack_and_verify(response.data, tmp_path)
     assert len([n for n in names if n.startswith("calls/")]) == 8
-    # earlier attempts left nothing behind once the reconciler has run: killed writers' temporary
-    # files go once older than the grace period (made so here), the interrupted attempts' blobs at once
-    temporary = list(Path(blobs.root).rglob("*.tmp"))
-    assert temporary, "the kills inside the write should have left temporary files"
-    for path in temporary:
-        os.utime(path, (time.time() - 7200, time.time() - 7200))
-    queueing.submit("reconcile", requested_by_ref="crash-test")
-    assert js.run_worker(worker_config).returncode == 0
+    # earlier attempts left nothing behind: each new attempt (and the final failure) removed the killed
+    # writer's temporary file and the interrupted attempt's blob at once, not a day later
     assert not list(Path(blobs.root).rglob("*.tmp"))
     on_disk = {k for k in blobs.keys() if "exp-" in k}
     assert on_disk == {db_session.get(Export, export_id).storage_key}

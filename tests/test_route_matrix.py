@@ -18,20 +18,28 @@ from callrec_plugin import exports
 from callrec_plugin.identity import Actor
 from callrec_plugin.ingest import ingest_audio
 from callrec_plugin.models import (
-    Assessment, AuditEvent, ComplaintLink, Disclosure, DisclosureItem, ErasureRequest, Export, Hold, Job, Recording,
-    utcnow,
+    Assessment, AuditEvent, ComplaintLink, Disclosure, DisclosureItem, ErasureRequest, Export, Hold, Job,
+    PatientMatch, PatientObjection, Recording, utcnow,
 )
 from callrec_plugin.policy import ACTION_ROLES
 from callrec_plugin.views import ROUTE_ACTIONS
 from tests import hostapp
 from tests.audio_samples import wav_bytes
 from tests.conftest import valid_csrf_token
+from callrec_plugin.rubric import DEFAULT_CRITERIA
 from tests.factories import add_recording
+from tests.subject_access_support import registered
 
 # Left out, each with tests of its own: the ingest API is signed with a practice's HMAC secret (no
 # login, no CSRF, no roles: tests/test_ingest_http.py), and the stylesheet is public static content
 # (ROUTE_ACTIONS gives it no action).
-NOT_IN_MATRIX = {"callrec.ingest_recording", "callrec.stylesheet"}
+NOT_IN_MATRIX = {"callrec.ingest_recording", "callrec.stylesheet",
+                 # signed like the ingest API (tests/test_redaction.py); the player's public script
+                 "callrec.report_silence", "callrec.player_script",
+                 # the holds form's and the export page's public scripts (static, like the stylesheet)
+                 "callrec.holds_script", "callrec.export_script",
+                 # signed like the ingest API, asked by the phone system (tests/test_should_record_api.py)
+                 "callrec.should_record"}
 
 # test host username -> the role the host gives it (None: signed in, no role; "anonymous": not signed in)
 USERS = ["owner", "manager", "handler", "trainer", "reception", "dpo", "norole", "anonymous"]
@@ -41,18 +49,20 @@ ROLE_OF = {name: (hostapp.USERS[name][0] or None) if name in hostapp.USERS else 
 OBJECT_PARAMS = {
     "recording_id": "recording", "complaint_ref": "complaint", "disclosure_id": "disclosure",
     "export_id": "export", "request_id": "erasure", "hold_id": "hold", "patient_ref": "patient",
-    "assessment_id": "assessment", "job_id": "job",
+    "assessment_id": "assessment", "job_id": "job", "match_id": "match", "subject_access_id": "subject_access",
 }
 # Routes whose object travels in the form instead of the URL (scope then applies to it).
 FORM_OBJECTS = {
     "callrec.place_hold": "recording",
     "callrec.request_disclosure": "recording",
-    "callrec.request_export": "patient",
+    "callrec.request_export": "subject_access",
+    "callrec.register_subject_access": "patient",
     "callrec.attach_call": "recording",
     "callrec.detach_call": "recording",
 }
 PREFIXES = ("", "callrec-objection-", "callrec-attach-", "callrec-detach-", "callrec-hold-", "callrec-extend-",
-            "callrec-erasure-", "callrec-training-", "callrec-assess-", "callrec-response-")
+            "callrec-erasure-", "callrec-training-", "callrec-assess-", "callrec-response-", "callrec-match-",
+            "callrec-undo-", "callrec-proposal-", "callrec-redact-", "callrec-card-", "callrec-withdraw-")
 REQUEST_ID = "route-matrix-request"
 
 
@@ -103,6 +113,7 @@ MISSING = {
     "recording": "NoSuchRecording0000000", "complaint": "cNoSuch", "patient": "patNoSuch",
     "disclosure": "NoSuchDisclosure000000", "export": "NoSuchExport0000000000", "erasure": 987654,
     "hold": 987655, "assessment": 987656, "job": "NoSuchJob0000000000000",
+    "subject_access": "NoSuchRequest000000000", "match": 987657,
 }
 
 
@@ -141,7 +152,13 @@ def build_world(app, session, endpoint):
     disclosures = [_disclosure(session, "pA", main, "R1"), _disclosure(session, "pB", other.id, "RB")]
     other_export = Export(practice_ref="pB", kind="subject_access", patient_ref="patB", requested_by_ref="ownerB",
                           status="queued")
+    requests = [registered(session, "pat1", by="dpo"), registered(session, "patB", by="ownerB", practice_ref="pB")]
     session.add(other_export)
+    unmatched = add_recording(session, patient_ref=None, external_number="+447700900002")
+    matches = [PatientMatch(recording_id=rid, practice_ref=practice, patient_ref=patient, status="proposed",
+                            reason="number now on the patient's record")
+               for rid, practice, patient in ((unmatched.id, "pA", "pat2"), (other.id, "pB", "patB"))]
+    session.add_all(matches)
     session.commit()
     spare_id = spare.id
     objects = {
@@ -154,13 +171,15 @@ def build_world(app, session, endpoint):
         "hold": {"own": holds[0].id, "other_practice": holds[1].id},
         "assessment": {"own": assessments[0].id, "other_practice": assessments[1].id},
         "job": {"own": jobs[0].id, "other_practice": jobs[1].id},
+        "subject_access": {"own": requests[0].id, "other_practice": requests[1].id},
+        "match": {"own": matches[0].id, "other_practice": matches[1].id},
     }
     for kind, by_scope in objects.items():
         by_scope["missing"] = MISSING[kind]
     objects["export"]["own"] = None
     if endpoint.startswith("callrec.export_"):  # a real, ready bundle, requested by the data protection lead
         dpo = Actor(user=None, ref="dpo", name="Dpo", roles=frozenset({"dpo"}), practice_ref="pA")
-        export, _job = exports.request_subject_access(dpo, "pat1")
+        export, _job = exports.request_subject_access(dpo, requests[0])
         objects["export"]["own"] = export.id
         exports.build_export(export.id)
         session.commit()
@@ -180,16 +199,36 @@ GRANT_PURPOSES = {  # a purpose whose precondition each role can meet (others ar
 }
 
 
+def _standing_objection():
+    """A fresh objection of the own patient (each allowed withdrawal uses one up)."""
+    objection = PatientObjection(practice_ref="pA", patient_ref="pat1", recorded_by_ref="reception")
+    hostapp.db.session.add(objection)
+    hostapp.db.session.commit()
+    return str(objection.id)
+
+
 def _form_recording(world, scope, own=None):
     return own if scope == "own" and own else object_id(world, "recording", scope)
 
 
 FORMS = {
     "callrec.create_grant": lambda w, s, u: {"action": "play", **GRANT_PURPOSES.get(u, {"purpose": "compliance"})},
-    "callrec.record_objection": lambda w, s, u: {"callrec-objection-note": "Did not want to be recorded"},
-    "callrec.create_assessment": lambda w, s, u: {"callrec-assess-outcome": "meets",
-                                                  "callrec-assess-notes": "Polite and clear"},
-    "callrec.respond_to_assessment": lambda w, s, u: {"callrec-response-response": "Thank you"},
+    "callrec.record_objection": lambda w, s, u: {"callrec-objection-method": "phone",
+                                                 "callrec-objection-note": "Did not want to be recorded"},
+    "callrec.withdraw_objection": lambda w, s, u: {"callrec-withdraw-objection_id": _standing_objection(),
+                                                   "callrec-withdraw-reason": "patient now agrees"},
+    "callrec.create_assessment": lambda w, s, u: {
+        **{f"callrec-assess-score-{key}": "meets" for key, _label in DEFAULT_CRITERIA},
+        "callrec-assess-notes": "Polite and clear"},
+    "callrec.respond_to_assessment": lambda w, s, u: {"callrec-response-stance": "agree",
+                                                      "callrec-response-response": "Thank you"},
+    "callrec.acknowledge_assessment": lambda w, s, u: {},
+    "callrec.open_spot_check": lambda w, s, u: {},
+    "callrec.sampling_plan": lambda w, s, u: {"calls_per_staff": "4", "min_duration_seconds": "20"},
+    "callrec.edit_rubric": lambda w, s, u: {"op": "add", "label": "Call closed politely"},
+    "callrec.training_listen": lambda w, s, u: {},
+    # the member of staff on the call may say no to training use at any time, asked or not
+    "callrec.answer_training_request": lambda w, s, u: {"decision": "decline"},
     # attaching needs a call not attached yet; detaching one that is (the main call is linked to cX)
     "callrec.attach_call": lambda w, s, u: {"callrec-attach-recording_id": _form_recording(w, s, w["spare"]),
                                             "callrec-attach-note": "the call in question"},
@@ -200,12 +239,18 @@ FORMS = {
                                            "callrec-hold-kind": "investigation",
                                            "callrec-hold-reason": "internal investigation"},
     "callrec.release_hold": lambda w, s, u: {},
-    "callrec.extend_retention_view": lambda w, s, u: {"callrec-extend-retain_until": "2031-01-01",
-                                                      "callrec-extend-reason": "pending claim"},
+    # within the practice's cap (six further months past the call's own date), with a listed reason
+    "callrec.extend_retention_view": lambda w, s, u: {
+        "callrec-extend-retain_until": (utcnow() + dt.timedelta(days=240)).strftime("%Y-%m-%d"),
+        "callrec-extend-reason_code": "other", "callrec-extend-reason": "pending claim"},
     "callrec.request_erasure_view": lambda w, s, u: {"callrec-erasure-reason": "successful erasure request"},
     "callrec.approve_erasure_view": lambda w, s, u: {},
     "callrec.training_approval": lambda w, s, u: {"callrec-training-approve": "yes"},
-    "callrec.request_export": lambda w, s, u: {"patient_ref": object_id(w, "patient", s)},
+    "callrec.request_export": lambda w, s, u: {"subject_access_id": object_id(w, "subject_access", s)},
+    "callrec.register_subject_access": lambda w, s, u: {
+        "patient_ref": object_id(w, "patient", s), "received_on": "2026-11-30",
+        "identity_method": "passport seen at reception", "identity_verified_by": "Rita Reception"},
+    "callrec.extend_subject_access": lambda w, s, u: {"months": "2", "reason": "hundreds of calls to review"},
     "callrec.request_disclosure": lambda w, s, u: {
         "recipient": "CQC, inspector Smith", "recipient_kind": "regulator",
         "legal_basis": "Health and Social Care Act 2008 s.64", "reference": "CQC-1",
@@ -213,6 +258,14 @@ FORMS = {
     "callrec.approve_disclosure": lambda w, s, u: {},
     "callrec.refuse_disclosure": lambda w, s, u: {"reason": "no legal basis given"},
     "callrec.retry_job": lambda w, s, u: {},
+    "callrec.redact_recording": lambda w, s, u: {"callrec-redact-start": "0:00.5", "callrec-redact-end": "1",
+                                                 "callrec-redact-reason": "card_details", "callrec-redact-confirm": "y"},
+    "callrec.flag_card_payment": lambda w, s, u: {"flag": "yes"},
+    "callrec.match_call_view": lambda w, s, u: {"callrec-match-patient_ref": "pat2",
+                                                "callrec-match-reason": "caller gave her name"},
+    "callrec.undo_match_view": lambda w, s, u: {"callrec-undo-reason": "wrong patient"},
+    "callrec.confirm_match_view": lambda w, s, u: {},
+    "callrec.reject_match_view": lambda w, s, u: {"callrec-proposal-reason": "a shared family phone"},
 }
 
 # Roles the policy allows for the route's action, but a rule of the service then refuses (own scope,
@@ -223,11 +276,20 @@ SERVICE_REFUSALS = {
     ("callrec.approve_disclosure", "dpo"): 403,   # the requester; and only owner or manager approve
     ("callrec.refuse_disclosure", "dpo"): 403,
     ("callrec.approve_erasure_view", "manager"): 409,  # the requester: a second person must approve
+    ("callrec.request_export", "owner"): 403,  # only the person who registered the request (dpo) builds it
+    ("callrec.request_export", "manager"): 403,
+    ("callrec.match_call_view", "owner"): 409,  # the main call is already the patient's: undo that first
+    ("callrec.match_call_view", "manager"): 409,
+    ("callrec.undo_match_view", "owner"): 409,  # the match is a proposal, not a confirmed link
+    ("callrec.undo_match_view", "manager"): 409,
 }
 # Roles the policy allows to open the page, but who find no such object there (own scope).
 NOT_THEIRS = {
     # only the member of staff assessed (reception) may respond to an assessment
     **{("callrec.respond_to_assessment", user): 404 for user in ("owner", "manager", "handler", "trainer", "dpo")},
+    **{("callrec.acknowledge_assessment", user): 404 for user in ("owner", "manager", "handler", "trainer", "dpo")},
+    # only the member of staff on the call (reception) may answer a training request about it
+    **{("callrec.answer_training_request", user): 404 for user in ("owner", "manager", "handler", "trainer", "dpo")},
 }
 
 

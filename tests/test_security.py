@@ -1,10 +1,13 @@
 """Security across callrec's pages: the route table, CSRF on every POST, headers, no stack traces."""
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 
-from callrec_plugin.models import AuditEvent
+from callrec_plugin.models import AuditEvent, utcnow
 from callrec_plugin.views import ROUTE_ACTIONS
 from tests.conftest import valid_csrf_token
+from callrec_plugin.rubric import DEFAULT_CRITERIA
 from tests.factories import add_recording
 
 
@@ -19,7 +22,8 @@ def test_every_route_is_in_the_route_table_and_no_more(app):
 
 
 PREFIXES = ("", "callrec-objection-", "callrec-attach-", "callrec-detach-", "callrec-hold-", "callrec-extend-",
-            "callrec-erasure-", "callrec-training-", "callrec-assess-", "callrec-response-")
+            "callrec-erasure-", "callrec-training-", "callrec-assess-", "callrec-response-", "callrec-redact-",
+            "callrec-card-", "callrec-match-", "callrec-undo-", "callrec-proposal-", "callrec-withdraw-")
 
 
 @pytest.fixture
@@ -28,6 +32,8 @@ def targets(app, db_session):
     from callrec_plugin.models import Assessment, ComplaintLink, ErasureRequest, Hold
 
     call = add_recording(db_session, staff_user_ref="reception")
+    library_call = add_recording(db_session, patient_ref=None, staff_user_ref="reception", approved_for_training=True)
+    owners_call = add_recording(db_session, patient_ref=None, staff_user_ref="owner")  # the owner answered it
     linked = add_recording(db_session)
     db_session.add(ComplaintLink(recording_id=linked.id, practice_ref="pA", complaint_ref="cX", linked_by_ref="owner"))
     hold = Hold(recording_id=call.id, practice_ref="pA", kind="investigation", reason="r", placed_by_ref="manager")
@@ -40,35 +46,90 @@ def targets(app, db_session):
                                         legal_basis="DPA 2018 Sch 2 para 2", reference=ref, requested_by_ref="dpo")
                              for ref in ("R1", "R2"))
     failed_job = Job(kind="reconcile", status="failed", error="boom")
-    db_session.add_all([hold, erasure, assessment, to_approve, to_refuse, failed_job])
+    from callrec_plugin.models import PatientObjection
+
+    standing = PatientObjection(practice_ref="pA", patient_ref="pat2", recorded_by_ref="reception")
+    db_session.add_all([hold, erasure, assessment, to_approve, to_refuse, failed_job, standing])
     db_session.flush()
     db_session.add_all([DisclosureItem(disclosure_id=d.id, recording_id=call.id) for d in (to_approve, to_refuse)])
     db_session.commit()
+    from tests.subject_access_support import registered
+
+    entry = registered(db_session, "pat1", by="owner")
+    from callrec_plugin.models import PatientMatch
+
+    unmatched, matched, proposed, rejected = (add_recording(db_session, patient_ref=p)
+                                              for p in (None, "pat2", None, None))
+    confirmed_match, to_confirm, to_reject = (
+        PatientMatch(recording_id=r.id, practice_ref="pA", patient_ref="pat2", status=status, reason="number")
+        for r, status in ((matched, "confirmed"), (proposed, "proposed"), (rejected, "proposed")))
+    db_session.add_all([confirmed_match, to_confirm, to_reject])
+    db_session.commit()
     return {
+        "callrec.match_call_view": (f"/callrec/recordings/{unmatched.id}/match", {
+            "callrec-match-patient_ref": "pat2", "callrec-match-reason": "gave her name"}),
+        "callrec.undo_match_view": (f"/callrec/matches/{confirmed_match.id}/undo", {"callrec-undo-reason": "wrong"}),
+        "callrec.confirm_match_view": (f"/callrec/matches/{to_confirm.id}/confirm", {}),
+        "callrec.reject_match_view": (f"/callrec/matches/{to_reject.id}/reject", {"callrec-proposal-reason": "no"}),
         "callrec.create_grant": (f"/callrec/recordings/{call.id}/grants", {"purpose": "compliance", "action": "play"}),
         "callrec.record_objection": ("/callrec/patients/pat1/objections", {}),
-        "callrec.create_assessment": (f"/callrec/recordings/{call.id}/assessments", {"callrec-assess-outcome": "meets"}),
+        "callrec.withdraw_objection": ("/callrec/patients/pat2/objections/withdraw", {
+            "callrec-withdraw-objection_id": str(standing.id), "callrec-withdraw-reason": "patient agrees now"}),
+        "callrec.create_assessment": (f"/callrec/recordings/{call.id}/assessments",
+                                      {f"callrec-assess-score-{key}": "meets" for key, _ in DEFAULT_CRITERIA}),
         "callrec.respond_to_assessment": (f"/callrec/assessments/{assessment.id}/response",
-                                          {"callrec-response-response": "Thanks"}),
+                                          {"callrec-response-stance": "agree", "callrec-response-response": "Thanks"}),
+        "callrec.acknowledge_assessment": (f"/callrec/assessments/{assessment.id}/acknowledge", {}),
+        "callrec.open_spot_check": (f"/callrec/recordings/{call.id}/spot-check", {}),
+        "callrec.sampling_plan": ("/callrec/spot-checks/plan", {"calls_per_staff": "5"}),
+        "callrec.edit_rubric": ("/callrec/rubric", {"op": "add", "label": "Call closed politely"}),
+        "callrec.training_listen": (f"/callrec/training/{library_call.id}/listen", {}),
+        "callrec.answer_training_request": (f"/callrec/training/{owners_call.id}/answer", {"decision": "decline"}),
         "callrec.attach_call": ("/callrec/complaints/cX/links", {"callrec-attach-recording_id": call.id}),
         "callrec.detach_call": ("/callrec/complaints/cX/links/detach",
                                 {"callrec-detach-recording_id": linked.id, "callrec-detach-reason": "wrong call"}),
         "callrec.place_hold": ("/callrec/holds", {"callrec-hold-scope": "recording", "callrec-hold-recording_id": call.id,
                                                   "callrec-hold-kind": "investigation", "callrec-hold-reason": "check"}),
         "callrec.release_hold": (f"/callrec/holds/{hold.id}/release", {}),
-        "callrec.extend_retention_view": (f"/callrec/recordings/{call.id}/retention",
-                                          {"callrec-extend-retain_until": "2031-01-01", "callrec-extend-reason": "x"}),
+        # not `call`: its lawful erasure is approved above, after which only a hold may keep it
+        "callrec.extend_retention_view": (f"/callrec/recordings/{library_call.id}/retention",
+                                          {"callrec-extend-retain_until": (utcnow() + dt.timedelta(days=240)).strftime("%Y-%m-%d"),
+                                           "callrec-extend-reason_code": "legal_advice"}),
         "callrec.request_erasure_view": (f"/callrec/recordings/{call.id}/erasure", {"callrec-erasure-reason": "SAR"}),
         "callrec.approve_erasure_view": (f"/callrec/erasure/{erasure.id}/approve", {}),
-        "callrec.training_approval": (f"/callrec/recordings/{call.id}/training", {"callrec-training-approve": "yes"}),
-        "callrec.request_export": ("/callrec/exports", {"patient_ref": "pat1"}),
+        # a call of no patient: objections recorded or standing (pat1, pat2) keep their calls out of training
+        "callrec.training_approval": (f"/callrec/recordings/{add_recording(db_session, patient_ref=None, staff_user_ref='reception').id}/training", {"callrec-training-approve": "yes"}),
+        "callrec.request_export": ("/callrec/exports", {"subject_access_id": entry.id}),
+        "callrec.register_subject_access": ("/callrec/subject-access", {
+            "patient_ref": "pat1", "received_on": "2026-11-30", "identity_method": "passport seen at reception",
+            "identity_verified_by": "Rita Reception"}),
+        "callrec.extend_subject_access": (f"/callrec/subject-access/{entry.id}/extension",
+                                          {"months": "1", "reason": "hundreds of calls to review"}),
         "callrec.request_disclosure": ("/callrec/disclosures", {
             "recipient": "CQC", "recipient_kind": "regulator", "legal_basis": "Health and Social Care Act 2008 s.64",
             "reference": "CQC-1", "recordings": call.id}),
         "callrec.approve_disclosure": (f"/callrec/disclosures/{to_approve.id}/approve", {}),
         "callrec.refuse_disclosure": (f"/callrec/disclosures/{to_refuse.id}/refuse", {"reason": "no basis"}),
         "callrec.retry_job": (f"/callrec/jobs/{failed_job.id}/retry", {}),
+        "callrec.redact_recording": (f"/callrec/recordings/{_stored_call(db_session)}/redactions", {
+            "callrec-redact-start": "1", "callrec-redact-end": "2", "callrec-redact-reason": "card_details",
+            "callrec-redact-confirm": "y"}),
+        "callrec.flag_card_payment": (f"/callrec/recordings/{call.id}/card-payment", {}),
     }
+
+
+def _stored_call(db_session):
+    """A call with real encrypted audio (redaction rewrites it)."""
+    import datetime as dt
+    import io
+
+    from callrec_plugin.ingest import ingest_audio
+    from callrec_plugin.models import utcnow
+    from tests.audio_samples import wav_bytes
+
+    return ingest_audio(io.BytesIO(wav_bytes(3.0)), practice_ref="pA", started_at=utcnow() - dt.timedelta(days=1),
+                        direction="inbound", from_number="+447700900001", to_number="201", source="t",
+                        source_ref="csrf-redaction").recording_id
 
 
 def fingerprint(db_session):
@@ -81,7 +142,8 @@ def fingerprint(db_session):
 
 def post_routes(app):
     return sorted(rule.endpoint for rule in callrec_rules(app)
-                  if "POST" in rule.methods and rule.endpoint != "callrec.ingest_recording")
+                  if "POST" in rule.methods
+                  and rule.endpoint not in ("callrec.ingest_recording", "callrec.report_silence"))  # HMAC-signed
 
 
 def with_token(data, token):

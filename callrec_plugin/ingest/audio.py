@@ -317,6 +317,10 @@ def _probe_wav(head: bytes, total_size: int) -> AudioInfo:
         pos = body + size + (size & 1)  # chunks are padded to an even length
 
 
+# Bytes allowed after a WAV's data chunk (the LIST and id3 chunks some recorders append).
+MAX_WAV_TRAILER_BYTES = 64 * 1024
+
+
 def _wav_info(fmt: _WavFmt, body: int, size: int, total_size: int) -> AudioInfo:
     available = total_size - body
     warnings: list[str] = []
@@ -328,6 +332,13 @@ def _wav_info(fmt: _WavFmt, body: int, size: int, total_size: int) -> AudioInfo:
         size = available
     elif size > available:
         raise UnsupportedAudio(f"truncated WAV: data chunk declares {size} bytes but file has {available}")
+    elif available - size - (size & 1) > MAX_WAV_TRAILER_BYTES:
+        # Metadata chunks (LIST, id3) may follow the samples, but not megabytes the header does not count:
+        # they would be stored, and served, as part of a recording whose duration says otherwise.
+        raise UnsupportedAudio(f"malformed WAV: {available - size} bytes follow the {size}-byte data chunk "
+                               "(the header does not describe the file)")
+    if size < fmt.block_align:
+        raise UnsupportedAudio("empty WAV: the data chunk holds no audio samples")
     expected = round(fmt.byte_rate)
     if fmt.declared_byte_rate != expected:
         warnings.append(f"WAV header byte rate {fmt.declared_byte_rate} corrected to {expected}")

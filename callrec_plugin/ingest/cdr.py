@@ -18,10 +18,17 @@ row naming both "src" and "uniqueid" (FreePBX's CDR export, where "calldate" sta
 :class:`CdrRow` with ``.errors``, a list of :class:`CdrError` (line number, reason) for rows that
 could not be used -- nothing is raised for bad rows. Rows without a uniqueid (older configurations
 with ``loguniqueid=no``) cannot be matched to a recording and are reported as errors. When several
-rows share a uniqueid (queue attempts, transfers), the kept row is the first ANSWERED one with the
-longest ``billsec``.
+rows share a uniqueid (queue and ring-group attempts: NO ANSWER rows, then the ANSWERED one;
+transfers), the kept row is the first ANSWERED one with the longest ``billsec``; ``.rows`` keeps
+every row, in file order.
 
-Times are the phone system's local time, naive ``datetime`` ("YYYY-MM-DD HH:MM:SS"; a fraction of a
+``channel_extension("PJSIP/202-0000001a")`` -> ``"202"``: the extension behind a channel name
+(``SIP/``, ``PJSIP/``, ``IAX2/`` and FreePBX's queue and follow-me ``Local/202@from-queue-…;1``), or
+``None`` for a trunk or anything that is not 2-6 digits.
+
+Times are naive ``datetime``: the phone system's local time, or UTC when cdr.conf's ``[csv]`` has
+``usegmtime=yes`` (as Asterisk's sample cdr.conf does): the reader cannot tell, the importer's
+``--cdr-timezone`` says which ("YYYY-MM-DD HH:MM:SS"; a fraction of a
 second is accepted). ``clid`` such as ``"Jane Smith" <07700900123>`` is split into
 ``caller_name``/``caller_number``; numbers are left raw (see ``numbers.normalise``).
 
@@ -40,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, NamedTuple
 
-__all__ = ["CdrRow", "CdrError", "CdrTable", "read_cdr", "parse_clid", "POSITIONAL_COLUMNS"]
+__all__ = ["CdrRow", "CdrError", "CdrTable", "read_cdr", "parse_clid", "channel_extension", "POSITIONAL_COLUMNS"]
 
 POSITIONAL_COLUMNS = (
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
@@ -72,6 +79,9 @@ class CdrRow:
     dstchannel: str = ""
     userfield: str = ""
     linkedid: str = ""
+    peeraccount: str = ""
+    sequence: str = ""
+    lastapp: str = ""
     recordingfile: str = ""  # only in FreePBX exports with a header
     line: int = 0  # line in the file where the row starts
 
@@ -82,11 +92,13 @@ class CdrError(NamedTuple):
 
 
 class CdrTable(dict):
-    """``dict[uniqueid, CdrRow]`` plus ``errors: list[CdrError]``."""
+    """``dict[uniqueid, CdrRow]`` (the row that says how the call went) plus ``rows`` (every row, in
+    file order) and ``errors: list[CdrError]``."""
 
     def __init__(self):
         super().__init__()
         self.errors: list[CdrError] = []
+        self.rows: list[CdrRow] = []
 
 
 class _RowProblem(Exception):
@@ -111,6 +123,25 @@ def parse_clid(clid: str) -> tuple[str, str]:
     if _NUMBERISH.fullmatch(text):
         return "", text
     return text, ""
+
+
+_CHANNEL = re.compile(
+    r"(?P<tech>[A-Za-z0-9]+)/(?P<resource>[^@;/-]+)(?:@[^;]*)?(?:-[0-9a-fA-F]+)?(?:;[0-9]+)?"
+)
+_EXTENSION_LIKE = re.compile(r"[0-9]{2,6}")
+_PHONE_TECHS = frozenset({"sip", "pjsip", "iax2", "local", "skinny", "sccp", "dahdi"})
+
+
+def channel_extension(channel: str) -> str | None:
+    """``"PJSIP/202-0000001a"``, ``"SIP/202-00000003"``, ``"Local/202@from-queue-00000012;1"`` -> ``"202"``.
+
+    None for a trunk (``PJSIP/trunk-…``, ``DAHDI/i1/…``), an empty channel, or a resource that is not
+    2-6 digits."""
+    m = _CHANNEL.fullmatch((channel or "").strip())
+    if not m or m["tech"].lower() not in _PHONE_TECHS or m["tech"].lower() == "dahdi":
+        return None
+    resource = m["resource"]
+    return resource if _EXTENSION_LIKE.fullmatch(resource) else None
 
 
 def read_cdr(path_or_fileobj: str | os.PathLike[str] | IO[str] | IO[bytes], encoding: str = "utf-8") -> CdrTable:
@@ -180,6 +211,7 @@ def _read(lines: Iterable[str]) -> CdrTable:
         except _RowProblem as exc:
             table.errors.append(CdrError(line, str(exc)))
             continue
+        table.rows.append(cdr)
         kept = table.get(cdr.uniqueid)
         if kept is None or _rank(cdr) > _rank(kept):
             table[cdr.uniqueid] = cdr
@@ -242,6 +274,9 @@ def _make_row(f: dict[str, str], line: int) -> CdrRow:
         dstchannel=f.get("dstchannel", "").strip(),
         userfield=f.get("userfield", ""),
         linkedid=f.get("linkedid", "").strip(),
+        peeraccount=f.get("peeraccount", "").strip(),
+        sequence=f.get("sequence", "").strip(),
+        lastapp=f.get("lastapp", "").strip(),
         recordingfile=f.get("recordingfile", "").strip(),
         line=line,
     )

@@ -5,7 +5,8 @@ FreePBX (callrecording module, ``sub-record-check``) writes each recording to::
     YYYY/MM/DD/<type>-<to>-<from>-<YYYYMMDD>-<HHMMSS>-<uniqueid>.<ext>
 
 e.g. ``2023/11/14/in-02079460000-07700900123-20231114-101500-1699956900.42.wav``. ``uniqueid`` is the
-Asterisk channel unique id (``<epoch>.<sequence>``, optionally prefixed by ``<systemname>-``);
+Asterisk channel unique id (``<epoch>.<sequence>``, prefixed by ``<systemname>-`` when asterisk.conf
+sets ``systemname``, which may itself contain dashes: ``pbx-01-1795521600.50``);
 ``<to>`` and ``<from>`` are raw dialplan values and may be empty, ``unknown`` or ``anonymous``.
 
 Direction, from the ``<type>`` prefix (``MonitorFile.prefix`` keeps the raw value):
@@ -31,8 +32,13 @@ prefix          direction   why
 ==============  ==========  ===================================================================
 
 ``parse_name(relative_path)`` -> :class:`MonitorFile` or raises :class:`NotARecording`.
+Names of FreePBX 2.x (``OUT201-…``, ``g600-…``, ``q600-…``) carry no caller or dialled number; they
+are refused with that reason.
+
 ``walk_tree(root)`` yields ``(path, MonitorFile | NotARecording)`` for every non-hidden file, in a
-sorted, deterministic order; it never follows a symbolic link out of ``root`` nor into a directory.
+sorted, deterministic order, without recursion (any depth); it never follows a symbolic link: links
+are reported, and each MonitorFile carries ``listed`` (device, inode) so the importer can check that
+the file it opens is the one that was listed.
 
 Pure: stdlib only; ``walk_tree`` only lists directories, it never opens files.
 """
@@ -43,7 +49,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 __all__ = [
@@ -75,12 +81,17 @@ PREFIX_DIRECTIONS: dict[str, str | None] = {
 }
 _INBOUND_UNLESS_INTERNAL = frozenset({"q", "rg"})
 
+_UNIQUEID = r"(?P<uniqueid>(?:[A-Za-z0-9_.-]+-)?[0-9]+\.[0-9]+)"
+# to and from hold no "-"; the systemname in the uniqueid may (asterisk.conf allows it).
 _NAME = re.compile(
-    r"(?P<prefix>[A-Za-z]+)-(?P<middle>[A-Za-z0-9+*#_.@-]*)"
-    r"-(?P<date>[0-9]{8})-(?P<time>[0-9]{6})"
-    r"-(?P<uniqueid>(?:[A-Za-z0-9_.]+-)?[0-9]+\.[0-9]+)"
-    r"\.(?P<ext>[A-Za-z0-9]+)"
+    r"(?P<prefix>[A-Za-z]+)-(?P<to>[A-Za-z0-9+*#_.@]*)-(?P<from>[A-Za-z0-9+*#_.@]*)"
+    r"-(?P<date>[0-9]{8})-(?P<time>[0-9]{6})-" + _UNIQUEID + r"\.(?P<ext>[A-Za-z0-9]+)"
 )
+_LOOSE_NAME = re.compile(
+    r"(?P<prefix>[A-Za-z]+)-(?P<middle>[A-Za-z0-9+*#_.@-]*)"
+    r"-(?P<date>[0-9]{8})-(?P<time>[0-9]{6})-" + _UNIQUEID + r"\.(?P<ext>[A-Za-z0-9]+)"
+)
+_LEGACY_NAME = re.compile(r"(?:OUT|g|q)[0-9]+-[0-9]{8}-[0-9]{6}-" + _UNIQUEID + r"\.[A-Za-z0-9]+")
 _EXTENSION_LIKE = re.compile(r"[0-9]{2,6}")
 
 
@@ -101,6 +112,8 @@ class MonitorFile:
     uniqueid: str  # Asterisk channel unique id, e.g. "1699956900.42"
     extension: str  # lower-cased file extension, e.g. "wav"
     prefix: str = ""  # raw type prefix, e.g. "q", "rg", "external"
+    # (st_dev, st_ino) of the file when walk_tree listed it; None from parse_name alone.
+    listed: tuple | None = field(default=None, compare=False)
 
 
 def parse_name(relative_path: str | os.PathLike[str]) -> MonitorFile:
@@ -135,9 +148,7 @@ def parse_name(relative_path: str | os.PathLike[str]) -> MonitorFile:
 
     m = _NAME.fullmatch(name)
     if not m:
-        raise NotARecording(
-            "name does not match <type>-<to>-<from>-<YYYYMMDD>-<HHMMSS>-<uniqueid>.<ext>"
-        )
+        raise NotARecording(_why_not(name))
     prefix = m["prefix"].lower()
     if prefix not in PREFIX_DIRECTIONS:
         raise NotARecording(f"unknown recording type prefix {m['prefix']!r}")
@@ -148,12 +159,7 @@ def parse_name(relative_path: str | os.PathLike[str]) -> MonitorFile:
                 f"headerless .{ext} audio cannot be checked; set FreePBX to record wav, WAV (wav49), gsm, mp3 or ogg"
             )
         raise NotARecording(f"not a recording file extension: .{m['ext']}")
-    fields = m["middle"].split("-")
-    if len(fields) != 2:
-        raise NotARecording(
-            f"cannot tell the 'to' and 'from' numbers apart in {m['middle']!r} (expected exactly one '-')"
-        )
-    to_number, from_number = fields
+    to_number, from_number = m["to"], m["from"]
     try:
         started = dt.datetime.strptime(m["date"] + m["time"], "%Y%m%d%H%M%S")
     except ValueError:
@@ -183,6 +189,17 @@ def parse_name(relative_path: str | os.PathLike[str]) -> MonitorFile:
     )
 
 
+def _why_not(name: str) -> str:
+    if _LEGACY_NAME.fullmatch(name):
+        return ("FreePBX 2.x recording name (OUT<extension>, g<group> or q<queue>): it carries no caller or "
+                "dialled number, so it is not imported; send such calls through the signed API with the CDR's numbers")
+    loose = _LOOSE_NAME.fullmatch(name)
+    if loose:
+        return (f"cannot tell the 'to' and 'from' numbers apart in {loose['middle']!r} "
+                "(expected exactly one '-')")
+    return "name does not match <type>-<to>-<from>-<YYYYMMDD>-<HHMMSS>-<uniqueid>.<ext>"
+
+
 def _direction(prefix: str, to_number: str, from_number: str) -> str:
     fixed = PREFIX_DIRECTIONS[prefix]
     if fixed:
@@ -201,45 +218,60 @@ def _direction(prefix: str, to_number: str, from_number: str) -> str:
 def walk_tree(root: str | os.PathLike[str]) -> Iterator[tuple[Path, MonitorFile | NotARecording]]:
     """Every non-hidden file under ``root`` with its parse result, sorted by path components.
 
-    Hidden files and folders (name starting with ".") are skipped silently. Symbolic links to
-    files inside ``root`` are parsed like files; links that point outside ``root``, to directories,
-    or nowhere are reported as :class:`NotARecording`, never followed. Unreadable folders and
-    special files are reported too. Raises ``NotADirectoryError``/``FileNotFoundError`` if ``root``
-    itself is not a directory.
+    Hidden files and folders (name starting with ".") are skipped silently. Symbolic links are never
+    followed: each is reported as :class:`NotARecording` with what it points at. Unreadable folders
+    and special files are reported too. The walk keeps its own stack, so no depth is too deep.
+    Raises ``NotADirectoryError``/``FileNotFoundError`` if ``root`` itself is not a directory.
     """
     root_path = Path(root)
     real_root = root_path.resolve(strict=True)
     if not real_root.is_dir():
         raise NotADirectoryError(str(root_path))
-    yield from _walk(root_path, real_root, PurePosixPath())
-
-
-def _walk(directory: Path, real_root: Path, rel: PurePosixPath):
-    try:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as exc:
-        yield directory, NotARecording(f"cannot read folder: {exc.strerror or exc}")
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
+    frames = [_folder(root_path, PurePosixPath())]  # one iterator per open folder: no recursion limit
+    while frames:
+        entry_and_rel = next(frames[-1], None)
+        if entry_and_rel is None:
+            frames.pop()
+            continue
+        entry, entry_rel = entry_and_rel
+        if isinstance(entry, NotARecording):
+            yield entry_rel, entry
             continue
         path = Path(entry.path)
-        entry_rel = rel / entry.name
         try:
             if entry.is_symlink():
-                yield path, _symlink_result(path, real_root, entry_rel)
+                yield path, _symlink_result(path, real_root)
             elif entry.is_dir(follow_symlinks=False):
-                yield from _walk(path, real_root, entry_rel)
+                frames.append(_folder(path, entry_rel))
             elif entry.is_file(follow_symlinks=False):
-                yield path, _parse_or_reason(entry_rel)
+                yield path, _listed(_parse_or_reason(entry_rel), entry)
             else:
                 yield path, NotARecording("not a regular file")
         except OSError as exc:
             yield path, NotARecording(f"cannot read: {exc.strerror or exc}")
 
 
-def _symlink_result(path: Path, real_root: Path, rel: PurePosixPath) -> MonitorFile | NotARecording:
+def _folder(directory: Path, rel: PurePosixPath):
+    """The folder's non-hidden entries, sorted by name, each with its path relative to the root."""
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        yield NotARecording(f"cannot read folder: {exc.strerror or exc}"), directory
+        return
+    for entry in entries:
+        if not entry.name.startswith("."):
+            yield entry, rel / entry.name
+
+
+def _listed(parsed: MonitorFile | NotARecording, entry: os.DirEntry) -> MonitorFile | NotARecording:
+    if isinstance(parsed, NotARecording):
+        return parsed
+    info = entry.stat(follow_symlinks=False)
+    return replace(parsed, listed=(info.st_dev, info.st_ino))
+
+
+def _symlink_result(path: Path, real_root: Path) -> NotARecording:
     target = path.resolve(strict=False)
     if not target.exists():
         return NotARecording("broken symbolic link")
@@ -247,9 +279,7 @@ def _symlink_result(path: Path, real_root: Path, rel: PurePosixPath) -> MonitorF
         return NotARecording("symbolic link points outside the import folder (not followed)")
     if target.is_dir():
         return NotARecording("symbolic link to a folder (not followed)")
-    if not target.is_file():
-        return NotARecording("symbolic link to something that is not a regular file")
-    return _parse_or_reason(rel)
+    return NotARecording("symbolic link (not followed: callrec imports only the regular file itself)")
 
 
 def _parse_or_reason(rel: PurePosixPath) -> MonitorFile | NotARecording:

@@ -6,6 +6,9 @@
   "anonymous", "withheld", "unknown", "private", "restricted", "unavailable" (any case), Asterisk's
   "<unknown>", SIP's ``anonymous@anonymous.invalid``, or the CLI markers "O" / "P";
 * ``"ext:<digits>"`` -- an internal extension: 2 to 6 digits without a leading "+";
+* ``"service:<digits>"`` -- only for a number that was *dialled* (``dialled=True``: the callee of an
+  outgoing call): an emergency or short service number of ``region`` (999, 112, 111, 101 ...), which
+  on an outside line is never an extension. :func:`number_label` says what it is;
 * an E.164 string such as ``"+442079460123"``, read with ``phonenumbers`` in ``region`` when the
   number has no international prefix. ``00`` international prefixes, "+44 (0)..." and separators
   (spaces, "-", ".", "/", parentheses) are understood; ``sip:``/``tel:`` URIs are reduced to their
@@ -28,10 +31,12 @@ import unicodedata
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
-__all__ = ["WITHHELD", "EXTENSION_PREFIX", "MAX_DIGITS", "InvalidNumber", "normalise", "is_extension"]
+__all__ = ["WITHHELD", "EXTENSION_PREFIX", "SERVICE_PREFIX", "MAX_DIGITS", "InvalidNumber", "normalise",
+           "is_extension", "is_service", "number_label", "without_outside_line_prefix"]
 
 WITHHELD = "withheld"
 EXTENSION_PREFIX = "ext:"
+SERVICE_PREFIX = "service:"
 MAX_DIGITS = 20
 _MAX_INPUT_CHARS = 120
 
@@ -84,6 +89,19 @@ _REASONS = {
 }
 
 
+# What a short number is, where phonenumbers' metadata only says "valid short number" (UK numbers).
+_SERVICE_LABELS = {
+    "GB": {
+        "999": "emergency services",
+        "112": "emergency services",
+        "111": "NHS 111",
+        "101": "police non-emergency",
+        "105": "power cut line",
+        "119": "NHS services",
+    },
+}
+
+
 class InvalidNumber(ValueError):
     """The text is not a phone number, extension or withheld marker; ``reason`` says why."""
 
@@ -97,8 +115,66 @@ def is_extension(value: str) -> bool:
     return value.startswith(EXTENSION_PREFIX) and bool(_EXTENSION.fullmatch(value[len(EXTENSION_PREFIX) :]))
 
 
-def normalise(raw: str | None, region: str = "GB") -> str:
-    """``"withheld"``, ``"ext:<digits>"`` or an E.164 number; :class:`InvalidNumber` otherwise."""
+def is_service(value: str | None) -> bool:
+    """True for a normalised emergency or short service number such as ``"service:999"``."""
+    return bool(value) and value.startswith(SERVICE_PREFIX)
+
+
+def number_label(value: str | None) -> str:
+    """How a stored number reads on a page: ``"999 (emergency services)"``, ``"extension 201"``."""
+    if not value:
+        return "—"
+    if value.startswith(SERVICE_PREFIX):
+        digits = value[len(SERVICE_PREFIX):]
+        label = next((labels[digits] for labels in _SERVICE_LABELS.values() if digits in labels), None)
+        return f"{digits} ({label or 'service number'})"
+    if value.startswith(EXTENSION_PREFIX):
+        return f"extension {value[len(EXTENSION_PREFIX):]}"
+    return value
+
+
+def _service_number(digits: str, region: str) -> bool:
+    if digits in _SERVICE_LABELS.get(region, {}):
+        return True
+    try:
+        number = phonenumbers.parse(digits, region)
+    except NumberParseException:
+        return False
+    return phonenumbers.is_emergency_number(digits, region) or phonenumbers.shortnumberinfo.is_valid_short_number_for_region(
+        number, region)
+
+
+def _valid_in_region(text: str, region: str) -> bool:
+    """Valid as dialled in the region: a national number ("0800 ...") or one with the region's
+    international prefix ("00 1 202 ..."); never through the country-code-without-"+" fallback."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException:
+        return False
+    return _acceptable(number)
+
+
+def without_outside_line_prefix(number: str | None, prefix: str | None, region: str = "GB") -> str | None:
+    """A dialled number with the PBX's outside-line prefix ("9" in many practices) taken off, only when
+    what remains is a valid number of the region or one of its emergency or service numbers.
+
+    ``908001111111`` becomes ``08001111111`` (a UK freephone number), never ``+908001111111`` (a
+    Turkish number that happens to be valid); ``9999`` becomes ``999``.
+    """
+    if not prefix or not number or not number.startswith(prefix) or number.startswith("+"):
+        return number
+    stripped = number[len(prefix):]
+    digits = re.sub(r"[^0-9]", "", stripped)
+    if not digits or digits != stripped.strip():
+        return number
+    if _valid_in_region(stripped, region) or _service_number(digits, region):
+        return stripped
+    return number
+
+
+def normalise(raw: str | None, region: str = "GB", dialled: bool = False) -> str:
+    """``"withheld"``, ``"ext:<digits>"``, ``"service:<digits>"`` (dialled only) or an E.164 number;
+    :class:`InvalidNumber` otherwise."""
     if raw is None:
         return WITHHELD
     if not isinstance(raw, str):
@@ -128,6 +204,8 @@ def normalise(raw: str | None, region: str = "GB") -> str:
     if len(digits) > MAX_DIGITS:
         raise InvalidNumber(f"{shown} is too long: {len(digits)} digits (at most {MAX_DIGITS})")
     international = text.startswith("+")
+    if dialled and not international and len(digits) <= 6 and _service_number(digits, region):
+        return SERVICE_PREFIX + digits
     if not international and _EXTENSION.fullmatch(digits):
         return EXTENSION_PREFIX + digits
 

@@ -12,16 +12,18 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 
-from callrec_plugin import audit
+from callrec_plugin import audit, redaction, silencing
 from callrec_plugin.crypto import TooLargeError, encrypt_stream, generate_data_key
 from callrec_plugin.defaults.objections import patient_has_objected
 from callrec_plugin.state import db_session, get_state
 from callrec_plugin.forms import has_control_characters
 from callrec_plugin.identity import SYSTEM
 from callrec_plugin.ingest.audio import HEAD_BYTES, UnsupportedAudio, probe
-from callrec_plugin.ingest.numbers import WITHHELD, InvalidNumber, is_extension, normalise
+from callrec_plugin.ingest.numbers import WITHHELD, InvalidNumber, is_extension, is_service, normalise
 from callrec_plugin.models import Recording, new_id
 from callrec_plugin.playback import keyring, storage_backend
+from callrec_plugin.practices import UnknownPractice, check_practice
+from callrec_plugin.staff_mapping import staff_for
 from callrec_plugin.retention import retain_until_for
 
 DIRECTIONS = ("inbound", "outbound", "internal")
@@ -44,10 +46,10 @@ class IngestResult:
     reason: str = ""
 
 
-def _number(raw, field):
+def _number(raw, field, dialled=False):
     region = current_app.config["CALLREC_PHONE_REGION"]
     try:
-        return normalise(raw, region)
+        return normalise(raw, region, dialled=dialled)
     except InvalidNumber as exc:
         raise IngestError(f"{field}: {exc.reason}") from None
 
@@ -107,39 +109,68 @@ def _existing(practice_ref, source, source_ref):
 
 
 def ingest_audio(fileobj, *, practice_ref, started_at, direction, from_number, to_number, source, source_ref,
-                 staff_extension=None, staff_user_ref=None, staff_name=None, disposition=None):
+                 staff_extension=None, staff_user_ref=None, staff_name=None, disposition=None,
+                 caller_name=None, cdr_userfield=None, accountcode=None, linkedid=None, silence=None):
     """Store one call recording for integrators: recognise, encrypt, store, link to the patient, commit.
+
+    ``silence``: ``[[start_seconds, end_seconds], ...]`` from the call's start, when recording was
+    paused (a card payment): that audio is replaced by silence before it is encrypted.
 
     Returns IngestResult; raises IngestError (with .reason and an HTTP-like .status) for a refusal.
     Importing the same (practice_ref, source, source_ref) again returns status "duplicate".
     """
     _validate(practice_ref, started_at, direction, source, source_ref)
+    try:
+        check_practice(practice_ref)
+    except UnknownPractice as exc:
+        raise IngestError(exc.reason) from None
     source_ref = str(source_ref)
     _validate_texts(practice_ref=practice_ref, source=source, source_ref=source_ref, staff_extension=staff_extension,
-                    staff_user_ref=staff_user_ref, staff_name=staff_name, disposition=disposition)
+                    staff_user_ref=staff_user_ref, staff_name=staff_name, disposition=disposition,
+                    caller_name=caller_name, accountcode=accountcode, linkedid=linkedid)
+    if cdr_userfield is not None and (not isinstance(cdr_userfield, str) or len(cdr_userfield) > 255
+                                      or has_control_characters(cdr_userfield)):
+        raise IngestError("cdr_userfield must be plain text of at most 255 characters")
     if (existing := _existing(practice_ref, source, source_ref)) is not None:
         return IngestResult("duplicate", existing, "already imported")
     info = recognise(fileobj)
+    silence_plan, silence = _silence_plan(fileobj, silence)
     short = info.duration_seconds < current_app.config["CALLREC_MIN_DURATION_SECONDS"]
     if short and current_app.config["CALLREC_SHORT_CALLS"] == "drop":
         return IngestResult("skipped", None, f"call shorter than the minimum ({info.duration_seconds:.1f} s)")
-    caller, callee = _number(from_number, "from_number"), _number(to_number, "to_number")
+    caller = _number(from_number, "from_number")
+    callee = _number(to_number, "to_number", dialled=direction == "outbound")  # 999 dialled is not an extension
+    if staff_extension and not staff_user_ref and (member := staff_for(staff_extension, practice_ref, started_at)):
+        staff_user_ref, staff_name = member.ref, staff_name or member.name  # the PBX's own label kept if sent
     external = callee if direction == "outbound" else caller
     recording = Recording(
         id=new_id(), practice_ref=practice_ref, direction=direction, started_at=started_at,
         duration_seconds=round(info.duration_seconds, 3), from_number=caller, to_number=callee,
         external_number=None if is_extension(external) else external,
         staff_extension=staff_extension, staff_user_ref=staff_user_ref, staff_name=staff_name,
-        disposition=disposition, short_call=short, retain_until=retain_until_for(started_at),
+        caller_name=caller_name or None, cdr_userfield=cdr_userfield or None, accountcode=accountcode or None,
+        linkedid=linkedid or None, disposition=disposition, short_call=short, retain_until=retain_until_for(started_at, practice_ref),
         audio_format=info.format, mime_type=info.mime_type, source=source, source_ref=source_ref,
     )
     _link_patient(recording)
-    _encrypt_into_storage(recording, fileobj)
+    _encrypt_into_storage(recording, silencing.silenced(fileobj, silence_plan))  # card details never stored
+    redaction.note_ingest_silence(recording, silence_plan, silence)
     return _commit(recording)
 
 
+def _silence_plan(fileobj, raw):
+    """(the silencing plan or None, the exact intervals): refuses what cannot be silenced exactly."""
+    try:
+        intervals = silencing.parse_intervals(raw)
+        return (silencing.plan(fileobj, intervals) if intervals else None), intervals
+    except ValueError as exc:
+        raise IngestError(f"silence: {exc}") from None
+    except silencing.SilencingRefused as refusal:
+        raise IngestError(f"silence: {refusal.reason}") from None
+
+
 def _link_patient(recording):
-    if not recording.external_number or recording.external_number == WITHHELD:
+    if not recording.external_number or recording.external_number == WITHHELD or is_service(recording.external_number):
         return
     hook = get_state().pm.hook
     patient_ref = hook.callrec_resolve_patient(

@@ -21,15 +21,23 @@ VIEW_MODULES = (
     "assessments",
     "assets",
     "audit_log",
+    "call_log",
     "disclosures",
     "evidence",
     "exports",
     "holds",
     "ingest_api",
     "jobs",
+    "monitoring",
     "objections",
+    "pbx_api",
     "recordings",
+    "redactions",
     "retention",
+    "silence_api",
+    "staff",
+    "subject_access",
+    "training",
 )
 
 
@@ -103,6 +111,28 @@ def login_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+# The largest id an INTEGER column holds (PostgreSQL's is 32-bit; the ids in callrec's URLs are INTEGER):
+# a larger <int:...> in a URL names nothing.
+MAX_ROW_ID = 2**31 - 1
+
+
+@blueprint.url_value_preprocessor
+def ids_a_database_can_hold(endpoint, values):
+    """``/holds/4314526296588736/release`` is a 404 like any other missing id, not an overflow in the
+    database or its driver (a 500)."""
+    if values and any(isinstance(value, int) and not 0 <= value <= MAX_ROW_ID for value in values.values()):
+        abort(404)
+
+
+@blueprint.context_processor
+def policy_in_templates():
+    """``callrec_may(action, recording)``: a page offers an action only to whoever may take it now (the
+    policy's own decision, without an audit event: nothing is retrieved by asking)."""
+    from callrec_plugin.policy import decide
+
+    return {"callrec_may": lambda action, recording=None: decide(current_actor(), action, recording).allowed}
 
 
 @blueprint.errorhandler(403)

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 
 from callrec_plugin import audit, queueing
+from callrec_plugin.ingest import auth_failures
 from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Job
@@ -85,7 +86,8 @@ def jobs_page():
     active = bool(counts.get("queued") or counts.get("running"))
     html = render_template("callrec/jobs.html", jobs=rows, counts=counts, status=status, form=RetryForm(),
                            kind_labels=KIND_LABELS, refreshing=active and request.args.get("refresh") != "off",
-                           refresh_seconds=REFRESH_SECONDS, redis=bool(current_app.config.get("CALLREC_REDIS_URL")))
+                           refresh_seconds=REFRESH_SECONDS, redis=bool(current_app.config.get("CALLREC_REDIS_URL")),
+                           auth_failures=auth_failures.failures())
     return refresh_header(make_response(html), active)
 
 

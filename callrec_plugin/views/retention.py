@@ -2,19 +2,23 @@
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
-from callrec_plugin import audit, clock
-from callrec_plugin.erasure import RetentionError, approve_erasure, extend_retention, request_erasure
-from callrec_plugin.state import db_session
+from callrec_plugin import audit, clock, training_library
+from callrec_plugin import retention_report as report
+from callrec_plugin.charts import bar_chart
+from callrec_plugin.erasure import RetentionError, approve_erasure, request_erasure
+from callrec_plugin.extensions import extend, extension_cap, reason_label
 from callrec_plugin.forms import ConfirmForm, ErasureForm, ExtendRetentionForm, TrainingForm
-from callrec_plugin.holds import holds_of
+from callrec_plugin.import_runs import plaintext_left_on_pbx
 from callrec_plugin.identity import current_actor
-from callrec_plugin.models import ErasureRequest, Hold, Recording, RecordingStatus, Tombstone
+from callrec_plugin.models import ErasureRequest
 from callrec_plugin.policy import decide
-from callrec_plugin.retention import eligibility, grace_period
+from callrec_plugin.practice_settings import settings_for
+from callrec_plugin.retention import local_to_utc
 from callrec_plugin.roles import Action
-from callrec_plugin.scoping import recording_or_404, recordings_in
+from callrec_plugin.scoping import patient_in_practice, recording_or_404
+from callrec_plugin.state import db_session
 from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
 
 ROUTES = {
@@ -26,28 +30,6 @@ ROUTES = {
 }
 
 
-def _upcoming(actor, now, days):
-    """Active recordings whose retention ends within `days`, with their eligibility."""
-    recordings = db_session().scalars(
-        recordings_in(actor.practice_ref).where(Recording.status == RecordingStatus.ACTIVE,
-                                                Recording.retain_until < now + dt.timedelta(days=days))
-        .order_by(Recording.retain_until)
-    ).all()
-    by_recording, grace = holds_of(r.id for r in recordings), grace_period()
-    return [(r, eligibility(r, by_recording.get(r.id, []), now, grace)) for r in recordings]
-
-
-def _purged_by_month(actor):
-    rows = db_session().execute(
-        sa.select(Tombstone.purged_at).where(Tombstone.practice_ref == actor.practice_ref)
-    ).scalars()
-    months = {}
-    for purged_at in rows:
-        key = purged_at.strftime("%Y-%m")
-        months[key] = months.get(key, 0) + 1
-    return sorted(months.items(), reverse=True)
-
-
 @blueprint.route("/retention")
 @login_required
 def retention_page():
@@ -55,20 +37,25 @@ def retention_page():
     allowed_or_403(actor, Action.VIEW_RETENTION, object_type="retention", object_id="report")
     db_session().commit()
     now = clock.now()
-    upcoming = _upcoming(actor, now, 30)
-    due_7 = [(r, e) for r, e in upcoming if e.purge_after and e.purge_after < now + dt.timedelta(days=7)]
-    due_30 = [(r, e) for r, e in upcoming if e.purge_after and e.purge_after < now + dt.timedelta(days=30)]
-    held_past = [(r, e) for r, e in upcoming if r.retain_until <= now and e.purge_after is None]
-    holds_by_kind = dict(db_session().execute(
-        sa.select(Hold.kind, sa.func.count()).where(Hold.practice_ref == actor.practice_ref,
-                                                   Hold.released_at.is_(None)).group_by(Hold.kind)).all())
+    patient_ref = request.args.get("patient") or None
+    patient = patient_in_practice(actor, patient_ref) if patient_ref else None
+    if patient_ref and patient is None:
+        abort(404)  # another practice's patient and an unknown one look the same
+    weeks, held = report.due_and_held(actor.practice_ref, now, patient_ref)
+    deleted = report.deleted_per_month(actor.practice_ref, now)
+    holds_by_kind = report.active_holds_by_kind(actor.practice_ref)
     pending_erasures = db_session().scalars(sa.select(ErasureRequest).where(
         ErasureRequest.practice_ref == actor.practice_ref, ErasureRequest.approved_at.is_(None),
         ErasureRequest.withdrawn_at.is_(None))).all()
-    return render_template("callrec/retention.html", now=now, due_7=due_7, due_30=due_30, held_past=held_past,
-                           holds_by_kind=holds_by_kind, purged=_purged_by_month(actor),
-                           erasures=pending_erasures, confirm=ConfirmForm(),
-                           may_change=decide(actor, Action.CHANGE_RETENTION).allowed)
+    return render_template(
+        "callrec/retention.html", now=now, settings=settings_for(actor.practice_ref),
+        status=report.purge_status(actor.practice_ref, now), weeks=weeks, held=held, patient=patient,
+        extensions=report.extensions_in(actor.practice_ref), extension_reason=reason_label,
+        deleted=deleted, deleted_chart=bar_chart(deleted, "Calls deleted per month"),
+        holds_by_kind=holds_by_kind,
+        holds_chart=bar_chart(holds_by_kind, "Active holds by kind", horizontal=True, empty_text="No active holds."),
+        erasures=pending_erasures, confirm=ConfirmForm(), may_change=decide(actor, Action.CHANGE_RETENTION).allowed,
+        pbx_originals=plaintext_left_on_pbx(actor.practice_ref))
 
 
 def _back(recording):
@@ -83,9 +70,15 @@ def extend_retention_view(recording_id):
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
     submitted_or_400(form)
-    until = dt.datetime.combine(form.retain_until.data, dt.time(23, 59, 59), dt.timezone.utc)
+    # Kept to the end of the chosen day on the practice's calendar.
+    day_end = dt.datetime.combine(form.retain_until.data + dt.timedelta(days=1), dt.time())
+    zone = settings_for(recording.practice_ref).zone
+    until = local_to_utc(day_end, zone) - dt.timedelta(seconds=1)
+    cap = extension_cap(recording)
+    if cap.astimezone(zone).date() == form.retain_until.data:
+        until = min(until, cap)  # "until 1 September", the cap's day: up to the cap's moment that day
     try:
-        extend_retention(actor, recording, until, form.reason.data)
+        extend(actor, recording, until, form.reason_code.data, form.reason.data)
     except RetentionError as refusal:
         refused_409(actor, Action.CHANGE_RETENTION, refusal, recording=recording)
     db_session().commit()
@@ -141,11 +134,17 @@ def training_approval(recording_id):
     recording = recording_or_404(actor, recording_id, Action.APPROVE_TRAINING)
     allowed_or_403(actor, Action.APPROVE_TRAINING, recording)
     submitted_or_400(form)
-    approve = form.approve.data == "yes"
-    recording.approved_for_training = approve
-    recording.training_approved_by_ref = actor.ref if approve else None
-    audit.record("training_approval", "done", actor=actor, recording=recording,
-                 reason="approved for training" if approve else "training approval withdrawn")
+    # Proposing asks the member of staff on the call; only their consent puts it in the library.
+    try:
+        if form.approve.data == "yes":
+            consent = training_library.propose(actor, recording, form.note.data)
+            message = ("Already in the training library." if consent.status == training_library.CONSENTED else
+                       "Proposed for training: the member of staff on the call is asked for consent.")
+        else:
+            training_library.remove(actor, recording)
+            message = "Taken out of the training library."
+    except training_library.TrainingError as refusal:
+        refused_409(actor, Action.APPROVE_TRAINING, refusal, recording=recording)
     db_session().commit()
-    flash("Approved for training." if approve else "No longer approved for training.", "callrec-info")
+    flash(message, "callrec-info")
     return _back(recording)

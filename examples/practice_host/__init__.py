@@ -15,19 +15,26 @@ import sys
 import secrets
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from callrec_plugin import CallRec
+from callrec_plugin.config import from_environment
 
-from .models import ROLE_LABELS, Practice, Staff, db
+from . import login_sessions
+from .database import private_database_file, private_directory, sqlite_file, tune_sqlite
+from .models import ROLE_LABELS, Practice, db
+from .throttling import throttle_login
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO_ROOT / ".demo"
 DATABASE_ENV = "PRACTICE_HOST_DATABASE_URL"
+TRUSTED_PROXIES_ENV = "PRACTICE_HOST_TRUSTED_PROXIES"  # how many reverse proxies sit in front (0: none)
 
 HOST_SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -49,6 +56,8 @@ def _demo_defaults():
         "CALLREC_BASE_TEMPLATE": "layout.html",
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
+        # Secure on every request that came over HTTPS anyway (_SessionInterface); True forces it always.
+        "SESSION_COOKIE_SECURE": False,
         # The demo never sets a remember-me cookie; these are the safe values if a host does.
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
@@ -97,10 +106,30 @@ def _ensure_signing_key(path):
         f.write(pem)
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is ``Secure`` whenever the request came over HTTPS (directly, or through
+    a proxy trusted with PRACTICE_HOST_TRUSTED_PROXIES), or always with SESSION_COOKIE_SECURE."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+
+def _session_cookies(app):
+    app.session_interface = _SessionInterface()
+    proxies = int(os.environ.get(TRUSTED_PROXIES_ENV) or app.config.get(TRUSTED_PROXIES_ENV) or 0)
+    if proxies:
+        # Behind a TLS-terminating proxy: believe its X-Forwarded-Proto/-For (so request.is_secure and
+        # the throttling's client address are the real ones), from exactly that many proxies.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+
 def create_app(test_config=None):
     """The demo PMS with callrec embedded. ``test_config`` overrides everything, then the environment."""
     app = Flask(__name__)
     app.config.from_mapping(_demo_defaults())
+    for key in _demo_defaults():  # the demo's defaults give way to CALLREC_* set in the environment
+        if key.startswith("CALLREC_") and key in os.environ:
+            app.config[key] = from_environment(key, os.environ[key])
     if os.environ.get(DATABASE_ENV):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ[DATABASE_ENV]
     if test_config:
@@ -112,15 +141,21 @@ def create_app(test_config=None):
                     "CALLREC_AUDIT_SIGNING_KEY_FILE")
     )
     if uses_demo_dir:
-        DEMO_DIR.mkdir(exist_ok=True)
+        private_directory(DEMO_DIR)  # 0700: the database, keys and audio of a practice
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(DEMO_DIR / "secret_key")
     if app.config.get("CALLREC_STORAGE_DIR"):
-        os.makedirs(app.config["CALLREC_STORAGE_DIR"], exist_ok=True)
+        os.makedirs(app.config["CALLREC_STORAGE_DIR"], mode=0o700, exist_ok=True)
     _ensure_key_file(app.config.get("CALLREC_KEY_FILE"))
     _ensure_signing_key(app.config.get("CALLREC_AUDIT_SIGNING_KEY_FILE"))
 
+    database_file = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    if database_file:
+        private_database_file(database_file)  # 0600 before SQLite creates it with the umask's mode
     db.init_app(app)
+    with app.app_context():
+        tune_sqlite(db.engine)  # WAL and a busy timeout: concurrent users queue for the write lock
+    _session_cookies(app)
     login_manager = LoginManager()
     login_manager.login_view = "login"
     login_manager.login_message = "Please sign in to see this page."
@@ -128,13 +163,8 @@ def create_app(test_config=None):
     login_manager.session_protection = "strong"
     login_manager.init_app(app)
 
-    @login_manager.user_loader
-    def load_user(user_id):
-        try:
-            staff = db.session.get(Staff, int(user_id))
-        except (TypeError, ValueError):
-            return None
-        return staff if staff is not None and staff.is_active else None
+    # Only while the cookie's server-side session is live: logout revokes it (login_sessions.py).
+    login_manager.user_loader(login_sessions.load_user)
 
     CSRFProtect(app)
     CallRec(app)
@@ -149,6 +179,7 @@ def create_app(test_config=None):
     from .views import register_views
 
     register_views(app)
+    throttle_login(app)  # failed sign-ins are counted; the sixth for a username in 15 minutes gets 429
     register_commands(app)
 
     @app.context_processor

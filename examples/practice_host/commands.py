@@ -6,6 +6,28 @@ from .models import db
 
 
 def register_commands(app):
+    @app.cli.command("serve")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=5000, show_default=True, type=int)
+    @click.option("--scheduler-interval", default=20.0, show_default=True,
+                  help="Seconds between rounds of callrec's in-process scheduler.")
+    def serve(host, port, scheduler_interval):
+        """Serve the demo with callrec's scheduler as a thread of this server: overdue calls are purged
+        within a minute of starting, then every CALLREC_PURGE_INTERVAL_MINUTES."""
+        import logging
+
+        from flask import current_app
+
+        from callrec_plugin import scheduler_thread
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        app_object = current_app._get_current_object()
+        scheduler_thread.start(app_object, interval=scheduler_interval)
+        # Not app.run(): inside a flask command Flask ignores it (FLASK_RUN_FROM_CLI), and nothing would listen.
+        from werkzeug.serving import run_simple
+
+        run_simple(host, port, app_object, threaded=True, use_reloader=False)
+
     @app.cli.command("init-db")
     def init_db():
         """Create the demo PMS's own tables (host_*). callrec's come from `flask callrec db upgrade`."""

@@ -4,11 +4,15 @@ Registered in ``create_app`` with ``app.extensions["callrec"].pm.register(integr
 Hook implementations take exactly the hookspecs' argument names and never give them defaults
 (pluggy would then never pass them).
 """
+import datetime as dt
+import re
+
+import sqlalchemy as sa
 from flask import current_app, has_request_context, url_for
 
 from callrec_plugin.hooks import hookimpl
 
-from .models import Complaint, Patient, PatientPhone, Staff, db
+from .models import Complaint, Patient, PatientPhone, Practice, Staff, db
 
 
 def _staff(user):
@@ -79,6 +83,43 @@ def callrec_patient_summary(patient_ref):
 
 
 @hookimpl
+def callrec_find_patients(query, practice_ref):
+    """Patients of the practice by name ("margaret hughes", "hughes"), date of birth (1961-04-12 or
+    12/04/1961) or number (any form; its last digits are enough)."""
+    conditions = _patient_search_conditions(query)
+    if practice_ref is None or not conditions:
+        return []
+    patients = db.session.scalars(
+        db.select(Patient).outerjoin(PatientPhone, PatientPhone.patient_id == Patient.id)
+        .where(Patient.practice_id == str(practice_ref), sa.or_(*conditions))
+        .distinct().order_by(Patient.last_name, Patient.first_name).limit(20)
+    ).all()
+    return [dict(callrec_patient_summary(patient.id), date_of_birth=patient.date_of_birth.strftime("%d %b %Y"))
+            for patient in patients]
+
+
+def _patient_search_conditions(query):
+    query = " ".join((query or "").split())
+    if not query:
+        return []
+    conditions = []
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
+        try:
+            conditions.append(Patient.date_of_birth == dt.datetime.strptime(query, pattern).date())
+        except ValueError:
+            pass
+    digits = re.sub(r"\D", "", query)
+    if len(digits) >= 4:
+        # 07700 900123 and 0044 7700 900123 are stored +447700900123: their trunk and IDD zeros are not.
+        conditions.append(PatientPhone.e164.like(f"%{digits.lstrip('0')}"))
+    words = [word for word in re.split(r"[\s,]+", query.lower()) if word and not word.isdigit()]
+    if words:
+        full_name = sa.func.lower(Patient.first_name + " " + Patient.last_name)
+        conditions.append(sa.and_(*[full_name.like(f"%{word}%") for word in words]))
+    return conditions
+
+
+@hookimpl
 def callrec_complaint_summary(complaint_ref):
     complaint = db.session.get(Complaint, str(complaint_ref)) if complaint_ref else None
     if complaint is None:
@@ -92,6 +133,20 @@ def callrec_complaint_summary(complaint_ref):
         "handler_refs": [f"staff-{complaint.handler_id}"] if complaint.handler_id is not None else [],
         "url": _url("complaint_page", complaint_ref=complaint.id),
     }
+
+
+@hookimpl
+def callrec_practice_exists(practice_ref):
+    return db.session.get(Practice, str(practice_ref)) is not None if practice_ref else False
+
+
+@hookimpl
+def callrec_staff_for_extension(extension, practice_ref, at):
+    """Who sits at that phone: the active member of staff of the practice with this extension (the demo
+    keeps no history of desk moves, so ``at`` is not needed)."""
+    staff = db.session.scalar(db.select(Staff).where(Staff.extension == str(extension),
+                                                     Staff.practice_id == str(practice_ref), Staff.active.is_(True)))
+    return {"ref": staff.ref, "name": staff.full_name} if staff is not None else None
 
 
 @hookimpl

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
 from .models import Complaint, Patient, PatientPhone, Practice, Staff, db
+from .seed_monitoring import seed_monitoring
 
 DEMO_PASSWORD = "demo"
 AUDIO_DIR = Path(__file__).resolve().parent / "audio"
@@ -103,7 +104,7 @@ MIDDLES = ["book_checkup", "date_of_birth", "confirm", "billing", "put_through"]
 COMPLAINT_MIDDLES = ["billing", "put_through"]
 CLOSING = "goodbye"
 
-DAYS_SPAN = 212  # about seven months, so some calls are past the 183-day retention
+DAYS_SPAN = 212  # about seven months, so some calls are past the six-month retention
 
 
 def demo_logins():
@@ -330,9 +331,7 @@ def seed_calls(count=300, echo=print, now=None):
                 to_number=call.main_number if inbound else call.external_number,
                 source=SOURCE,
                 source_ref=call.source_ref,
-                staff_extension=call.staff.extension,
-                staff_user_ref=call.staff.ref,
-                staff_name=call.staff.full_name,
+                staff_extension=call.staff.extension,  # the integrator maps it to the member of staff
                 disposition="ANSWERED",
             )
         except IngestError as exc:
@@ -348,7 +347,27 @@ def seed_calls(count=300, echo=print, now=None):
             echo(f"  {index}/{len(calls)}")
     echo("  " + ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items())))
     _link_and_hold(calls, recording_ids, now, echo)
+    _card_payments(calls, recording_ids, now, echo)
     return outcomes.get("imported", 0)
+
+
+def _card_payments(calls, recording_ids, now, echo):
+    """Two recent calls on which reception took a deposit by card: flagged, so the owner and manager
+    find them on the retention page to silence the card details (seeded history, set directly)."""
+    from callrec_plugin.models import Recording
+
+    recent = [recording_ids[c.source_ref] for c in calls
+              if c.practice_ref == "p1" and c.complaint_ref is None and c.source_ref in recording_ids
+              and c.staff.username == "reception" and now - c.started_at < dt.timedelta(days=10)][:2]
+    reception = db.session.scalar(sa.select(Staff).where(Staff.username == "reception"))
+    for recording_id in recent:
+        recording = db.session.get(Recording, recording_id)
+        recording.card_payment_flagged_at = recording.started_at + dt.timedelta(minutes=10)
+        recording.card_payment_flagged_by_ref = reception.ref
+        recording.card_payment_flagged_by_name = reception.full_name
+    db.session.commit()
+    if recent:
+        echo(f"  {len(recent)} calls flagged as card payments, to be redacted")
 
 
 def _link_and_hold(calls, recording_ids, now, echo):
@@ -358,7 +377,7 @@ def _link_and_hold(calls, recording_ids, now, echo):
     made), which callrec's own functions cannot do, since they stamp and audit changes as they happen
     now. A real practice makes these changes through callrec's pages.
     """
-    from callrec_plugin.models import ComplaintLink, Hold, HoldKind, PatientObjection, Recording
+    from callrec_plugin.models import ComplaintLink, Hold, HoldKind, PatientObjection
 
     staff = {s.username: s for s in db.session.scalars(sa.select(Staff))}
     complaints = {c.id: c for c in db.session.scalars(sa.select(Complaint))}
@@ -408,13 +427,12 @@ def _link_and_hold(calls, recording_ids, now, echo):
         ))
         holds += 1
 
-    # Calls approved for training: good examples of booking calls from the last few months.
-    training = [c for c in p1_plain if c.patient_ref and "book_checkup" in c.clips
-                and now - c.started_at < dt.timedelta(days=150)][:8]
-    for call in training:
-        recording = db.session.get(Recording, recording_ids[call.source_ref])
-        recording.approved_for_training = True
-        recording.training_approved_by_ref = staff["owner"].ref
+    # Calls for the training library (their member of staff consents: seed_monitoring below): good
+    # examples of booking calls from the last few months.
+    training = [c for c in p1_plain if c.patient_ref and c.patient_ref != OBJECTING_PATIENT
+                and "book_checkup" in c.clips and now - c.started_at < dt.timedelta(days=150)][:8]
+    reception_recent = [recording_ids[c.source_ref] for c in p1_plain if c.staff.username == "reception"
+                        and c not in training and now - c.started_at < dt.timedelta(days=20)]
 
     # One patient asked not to be recorded (her calls all predate it).
     db.session.add(PatientObjection(
@@ -424,5 +442,6 @@ def _link_and_hold(calls, recording_ids, now, echo):
         recorded_at=now - dt.timedelta(days=30),
     ))
     db.session.commit()
-    echo(f"Linked {links} calls to complaints, placed {holds} holds, approved {len(training)} calls for "
-         f"training, recorded 1 patient objection.")
+    echo(f"Linked {links} calls to complaints, placed {holds} holds, recorded 1 patient objection.")
+    seed_monitoring([recording_ids[c.source_ref] for c in training], reception_recent, staff["owner"].ref,
+                    staff["manager"].ref, now, echo)

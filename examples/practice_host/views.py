@@ -3,11 +3,12 @@ import datetime as dt
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import login_sessions
 from .forms import CloseComplaintForm, LoginForm, LogoutForm
 from .models import Complaint, Patient, Staff, db, utcnow
 
@@ -35,8 +36,7 @@ def login():
         staff = db.session.scalar(sa.select(Staff).where(Staff.username == username))
         password_ok = check_password_hash(staff.password_hash if staff else _DUMMY_HASH, form.password.data)
         if staff is not None and password_ok and staff.is_active:
-            session.clear()  # a fresh session for the new user (no state carried over)
-            login_user(staff)
+            login_sessions.start(staff)  # a fresh, server-side session (no state carried over)
             flash(f"Signed in as {staff.full_name}.", "info")
             return redirect(_safe_next(request.args.get("next")) or url_for("dashboard"))
         error = "The username or password is not right. Check them and try again."
@@ -57,8 +57,7 @@ def logout():
     form = LogoutForm()
     if not form.validate_on_submit():
         abort(400)
-    logout_user()
-    session.clear()
+    login_sessions.end()  # revoked on the server: a copy of the old cookie no longer signs anyone in
     flash("You have signed out.", "info")
     return redirect(url_for("login"))
 
@@ -173,6 +172,13 @@ def csrf_error(error):
     return bad_request(error)
 
 
+def too_many_sign_ins(error):
+    """Flask-Limiter's 429 on the sign-in form (throttling.py), as the sign-in page with its reason."""
+    response = _login_page(LoginForm(formdata=None), "Too many sign-in attempts that failed. For your "
+                           "security, wait 15 minutes and try again, or ask the practice manager.", 429)
+    return response
+
+
 def bad_request(error):
     return render_template("error.html", title="Bad request",
                            message="The request was not valid. If you were submitting a form, reload the page "
@@ -191,3 +197,4 @@ def register_views(app):
     app.register_error_handler(403, forbidden)
     app.register_error_handler(400, bad_request)
     app.register_error_handler(CSRFError, csrf_error)
+    app.register_error_handler(429, too_many_sign_ins)

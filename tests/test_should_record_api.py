@@ -1,0 +1,114 @@
+"""GET /callrec/api/should-record: the phone system asks before recording, signed like the ingest API."""
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from callrec_plugin.ingest.signing import signed_headers
+from callrec_plugin.models import ApiNonce
+from tests.hostapp import Patient
+from tests.test_objections import record
+
+SECRET = "pbx-secret-for-pA"
+PATH = "/callrec/api/should-record"
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "CALLREC_API_SECRETS": {"pA": SECRET, "pB": "other-secret", "ghost": "g-secret"}}
+
+
+def ask(client, number, practice="pA", secret=SECRET, sign_path=None, **overrides):
+    path = f"{PATH}?number={number}"
+    headers = signed_headers(secret, practice, "GET", sign_path or path, b"")
+    headers.update(overrides)
+    return client.get(path, headers=headers)
+
+
+def test_answers_true_then_false_once_the_patient_objects(app, db_session, login):
+    client = app.test_client()
+    first = ask(client, "07700900001")
+    assert first.status_code == 200
+    assert first.json == {"record": True, "reason": "no objection to recording for this number"}
+    record(login("reception"), "pat1", method="letter")
+    refused = ask(client, "07700900001")
+    assert refused.json == {"record": False, "reason": "a patient with this number objected to recording"}
+    assert ask(client, "%2B447700900001").json["record"] is False  # the same number in E.164, URL-encoded
+    assert ask(client, "07700900002").json["record"] is True  # another patient
+    assert ask(client, "07700900001", practice="pB", secret="other-secret").json["record"] is True  # other practice
+    assert ask(client, "anonymous").json == {"record": True, "reason": "number withheld: no patient can be looked up"}
+
+
+def test_a_number_added_to_the_patient_later_is_covered_at_once(app, db_session, login):
+    record(login("reception"), "pat1")
+    client = app.test_client()
+    assert ask(client, "07700900555").json["record"] is True
+    db_session.get(Patient, "pat1").phone = "+447700900555"  # the host adds the patient's new number
+    db_session.commit()
+    assert ask(client, "07700900555").json["record"] is False
+
+
+def test_withdrawn_objection_lets_recording_resume(app, db_session, login):
+    from tests.test_objection_lifecycle import withdraw
+
+    client = login("reception")
+    record(client, "pat1")
+    assert ask(app.test_client(), "07700900001").json["record"] is False
+    assert withdraw(client, "pat1", "Patient phoned to say recording is fine now").status_code == 302
+    assert ask(app.test_client(), "07700900001").json["record"] is True
+
+
+def test_a_replayed_request_is_409(app, db_session):
+    client = app.test_client()
+    path = f"{PATH}?number=07700900001"
+    headers = signed_headers(SECRET, "pA", "GET", path, b"")
+    assert client.get(path, headers=headers).status_code == 200
+    again = client.get(path, headers=headers)
+    assert again.status_code == 409 and "replay" in again.json["error"]
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(ApiNonce)) == 1
+
+
+@pytest.mark.parametrize("change,status", [
+    ({"secret": "wrong-secret"}, 401),
+    ({"sign_path": f"{PATH}?number=07700900002"}, 401),  # signed for another number: the query is signed
+    ({"sign_path": PATH}, 401),  # signed without the query
+    ({"practice": "pX"}, 401),  # no secret for it
+    ({"practice": "ghost", "secret": "g-secret"}, 401),  # a secret, but the host has no such practice
+])
+def test_signature_covers_practice_secret_path_and_query(app, db_session, change, status):
+    response = ask(app.test_client(), "07700900001", **change)
+    assert response.status_code == status and response.is_json and "error" in response.json
+
+
+@pytest.mark.parametrize("header,value", [
+    ("X-Callrec-Timestamp", str(int(time.time()) - 3600)),  # stale (and no longer matches the signature)
+    ("X-Callrec-Nonce", "short"),
+    ("X-Callrec-Content-SHA256", "0" * 64),  # claims a body a GET does not have
+    ("X-Callrec-Signature", "f" * 64),
+])
+def test_tampered_headers_are_refused(app, db_session, header, value):
+    response = ask(app.test_client(), "07700900001", **{header: value})
+    assert response.status_code == 401
+
+
+def test_stale_but_correctly_signed_request_is_refused(app, db_session):
+    path = f"{PATH}?number=07700900001"
+    headers = signed_headers(SECRET, "pA", "GET", path, b"", timestamp=int(time.time()) - 3600)
+    response = app.test_client().get(path, headers=headers)
+    assert response.status_code == 401 and "too old" in response.json["error"]
+
+
+def test_bad_number_or_none_is_400_json(app, db_session):
+    client = app.test_client()
+    assert ask(client, "call-me-maybe").status_code == 400
+    headers = signed_headers(SECRET, "pA", "GET", PATH, b"")
+    missing = client.get(PATH, headers=headers)
+    assert missing.status_code == 400 and "number" in missing.json["error"]
+
+
+def test_nothing_is_written_to_the_audit_trail_by_refusals(app, db_session):
+    from callrec_plugin.models import AuditEvent
+
+    for _ in range(5):
+        ask(app.test_client(), "07700900001", secret="wrong-secret")
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0

@@ -142,4 +142,8 @@ def test_a_killed_export_runs_again_within_a_minute_and_leaves_no_temporary_file
     assert db_session.get(Export, export_id).status == "ready"
     assert temp_files(app) == [], "the killed attempt's temporary file was left behind"
     if scope == "worker":
-        assert seen_queued and "the worker stopped during attempt 1" in seen_queued[0], seen_queued
+        # The row says "queued" with the reason only until the live worker takes the job, which can be
+        # quicker than one poll: the scheduler's log line carries the same reason either way.
+        logged = [line for output in outputs for line in output.splitlines() if "stopped during attempt" in line]
+        reasons = seen_queued or logged
+        assert reasons and "the worker stopped during attempt 1" in reasons[0], (seen_queued, outputs[-1][-2000:])

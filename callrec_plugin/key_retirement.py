@@ -8,16 +8,14 @@ from the key file, and every backup whose calls were wrapped by it becomes unrea
 docs/jobs.md gives the schedule (rotate monthly, retire after the backup window).
 """
 import os
-import secrets
 from collections import Counter
 
 import sqlalchemy as sa
 
 from callrec_plugin import audit
 from callrec_plugin.identity import SYSTEM
-from callrec_plugin.keyring import _parse_entries, _write_private
+from callrec_plugin.keyring import _parse_entries, replace_private_file
 from callrec_plugin.models import Export, Recording
-from callrec_plugin.storage import fsync_dir
 
 
 class RetireError(ValueError):
@@ -53,18 +51,7 @@ def retire_key(session, path, key_id, ring):
         raise RetireError(f"{key_id} is not in {path} (it comes from the environment): remove it there")
     kept = [line for line in text.splitlines(keepends=True)
             if line.split("#", 1)[0].strip().split(":", 1)[0].strip() != key_id]
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    try:
-        _write_private(tmp, "".join(kept), exclusive=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(directory)
+    replace_private_file(path, "".join(kept))
     audit.record_many(session, [{
         "actor_ref": SYSTEM.ref, "actor_name": SYSTEM.name, "action": "key_retired", "outcome": "done",
         "object_type": "key", "object_id": key_id,

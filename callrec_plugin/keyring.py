@@ -330,10 +330,17 @@ def add_key_to_file(path) -> str:
     while at < len(lines) and not lines[at].split("#", 1)[0].strip():
         at += 1
     lines.insert(at, line + "\n")
+    replace_private_file(path, "".join(lines))
+    return key_id
+
+
+def replace_private_file(path, text):
+    """Write ``text`` as the whole of the key file at ``path``, atomically and readable by its owner only:
+    a crash leaves the old file or the new one, never half of either."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     try:
-        _write_private(tmp, "".join(lines), exclusive=True)
+        _write_private(tmp, text, exclusive=True)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -342,4 +349,3 @@ def add_key_to_file(path) -> str:
             pass
         raise
     fsync_dir(directory)
-    return key_id

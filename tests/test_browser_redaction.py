@@ -11,7 +11,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, running_demo, sign_in
+from tests.test_browser import CHROMIUM, browser, running_demo, sign_in  # noqa: F401 (fixture)
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}: apt-get install chromium",
@@ -24,14 +24,6 @@ pytestmark = pytest.mark.browser
 def demo(tmp_path_factory):
     with running_demo(tmp_path_factory.mktemp("redaction-demo"), 12) as (app, base):
         yield app, base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def a_long_wav_call(app):

@@ -6,7 +6,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, running_demo, sign_in
+from tests.test_browser import CHROMIUM, browser, running_demo, sign_in  # noqa: F401 (fixture)
 
 if not os.path.exists(CHROMIUM):  # test_browser skips or fails the same way; keep the reason here too
     pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}", allow_module_level=True)
@@ -19,14 +19,6 @@ def demo(tmp_path_factory):
     """The demo host seeded with a few dozen calls (and its monitoring seed), in a thread of this process."""
     with running_demo(tmp_path_factory.mktemp("monitoring-demo"), 60) as (app, base):
         yield app, base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def new_page(browser):

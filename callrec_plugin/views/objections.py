@@ -21,11 +21,8 @@ def _about(patient_ref):
     return {"object_type": "patient", "object_id": patient_ref[:64], "patient_ref": patient_ref[:64]}
 
 
-@blueprint.route("/patients/<patient_ref>/objections", methods=["POST"])
-@login_required
-def record_objection(patient_ref):
-    actor = current_actor()
-    form = ObjectionForm(prefix="callrec-objection")
+def _patient_allowed(actor, patient_ref, form):
+    """The patient (else an audited 404), the actor allowed (else an audited 403), the form valid (else 400)."""
     patient = patient_in_practice(actor, patient_ref)
     if patient is None:
         refused(404, actor, Action.RECORD_OBJECTION, "no such patient in the user's practice", **_about(patient_ref))
@@ -33,6 +30,15 @@ def record_objection(patient_ref):
     if not decision:
         abort(403, decision.reason)
     submitted_or_400(form)
+    return patient
+
+
+@blueprint.route("/patients/<patient_ref>/objections", methods=["POST"])
+@login_required
+def record_objection(patient_ref):
+    actor = current_actor()
+    form = ObjectionForm(prefix="callrec-objection")
+    patient = _patient_allowed(actor, patient_ref, form)
     recording_id = form.recording_id.data or None
     if recording_id and (recording := find_recording(actor, recording_id)) is None:
         refused(404, actor, Action.RECORD_OBJECTION, "no such call in the user's practice", **_about(patient_ref))
@@ -60,13 +66,7 @@ def record_objection(patient_ref):
 def withdraw_objection(patient_ref):
     actor = current_actor()
     form = WithdrawObjectionForm(prefix="callrec-withdraw")
-    patient = patient_in_practice(actor, patient_ref)
-    if patient is None:
-        refused(404, actor, Action.RECORD_OBJECTION, "no such patient in the user's practice", **_about(patient_ref))
-    decision = authorize(actor, Action.RECORD_OBJECTION, **_about(patient_ref))
-    if not decision:
-        abort(403, decision.reason)
-    submitted_or_400(form)
+    patient = _patient_allowed(actor, patient_ref, form)
     objection = db_session().scalar(sa.select(PatientObjection).where(
         PatientObjection.id == _int_or_none(form.objection_id.data), PatientObjection.practice_ref == actor.practice_ref,
         PatientObjection.patient_ref == patient_ref))

@@ -50,14 +50,15 @@ demo-reset:
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 
-# Mutation testing of the critical modules (setup.cfg [mutmut]); not part of `make test`. Runs on a
-# copy of the tree in $(MUTATE_DIR) for at most $(MUTATE_MINUTES) minutes; the kill rate and every
-# survivor go to docs/reliability.md by hand. MUTANTS='callrec_plugin.policy.x_decide__mutmut_*' narrows it.
+# Mutation testing of the critical functions (tests/mutation.py CRITICAL, setup.cfg [mutmut]); not part
+# of `make test`. Mutates the last commit (--from-head) in a copy in $(MUTATE_DIR), one child process, for
+# at most $(MUTATE_MINUTES) minutes; the kill rate and every survivor go to docs/reliability.md by hand.
+# MUTANTS='callrec_plugin.policy.x_decide__mutmut_*' narrows it; MUTATE_FLAGS=--keep resumes a run.
 MUTATE_MINUTES ?= 120
 MUTATE_DIR ?= /tmp/callrec-mutate
 mutate: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[test,mutate]'
-	MUTATE_DIR=$(MUTATE_DIR) $(BIN)/python -m tests.mutation --minutes $(MUTATE_MINUTES) $(MUTANTS)
+	MUTATE_DIR=$(MUTATE_DIR) $(BIN)/python -m tests.mutation --from-head --minutes $(MUTATE_MINUTES) $(MUTATE_FLAGS) $(MUTANTS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

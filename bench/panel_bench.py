@@ -1,5 +1,7 @@
 """The patient page with callrec's panel against the same host page without it, for a patient with
-500 calls in a table of 10⁶ (bulk-inserted with one INSERT … SELECT)."""
+500 calls in a table of 10⁶ (bulk-inserted with one INSERT … SELECT), on PostgreSQL as DESIGN.md §12 has
+it (CALLREC_BENCH_DATABASE_URL overrides the database; the bench works in its own schema)."""
+import os
 
 import sqlalchemy as sa
 from markupsafe import Markup
@@ -34,8 +36,12 @@ def _bulk_insert(connection, count, patient_ref, prefix):
         f"'{prefix}' || {i}, {started}, 'wav', 'audio/wav' {source}"))
 
 
+DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
 def run(rows=10**6, patient_calls=500, repeat=30):
-    with demo_app(prefix="callrec-panel-bench-") as (app, _state):
+    database_url = os.environ.get("CALLREC_BENCH_DATABASE_URL") or DEFAULT_DATABASE
+    with demo_app(prefix="callrec-panel-bench-", database_url=database_url) as (app, _state):
         return _run(app, rows, patient_calls, repeat)
 
 
@@ -70,10 +76,49 @@ def _run(app, rows, patient_calls, repeat):
     ratio = ours / host
     statements = _panel_statements(app, with_panel, without_panel)
     app.jinja_env.globals["callrec_slot"] = real_slot
+    statement, render = _panel_parts(app, patient_ref, repeat)
     return [Row(f"patient page with panel ({patient_calls} calls, {total:,} rows, {dialect})",
                 f"{ours * 1000:.2f} ms", f"without panel {host * 1000:.2f} ms", ratio, "≤ 1.2", ratio <= 1.2),
+            Row("  (context) the panel's one statement alone (execute and fetch, no rendering)",
+                f"{statement * 1000:.2f} ms", f"without panel {host * 1000:.2f} ms", (host + statement) / host,
+                "(page without + this) / page without", True),
+            Row("  (context) rendering the panel's template alone (its context built once, 20 rows)",
+                f"{render * 1000:.2f} ms", f"what the panel adds {(ours - host) * 1000:.2f} ms",
+                render / max(ours - host, 1e-9), "(share of the panel's cost)", True),
             Row(f"statements per patient panel, counted at the server ({dialect})", str(statements),
                 "page with panel − page without", statements, "= 1", statements == 1)]
+
+
+def _panel_parts(app, patient_ref, repeat):
+    """Median seconds of the panel's statement alone and of its template's rendering alone, so that the
+    figure above shows where the panel's time goes."""
+    from callrec_plugin import panels
+    from callrec_plugin.defaults import panels as panel_slot
+    from callrec_plugin.identity import actor_for
+    from examples.practice_host.models import Staff, db
+    from bench.timing import median_seconds
+
+    captured = {}
+    real_render = panel_slot.render_fragment
+
+    def capture(template_name, **context):
+        captured.update(context, template_name=template_name)
+        return real_render(template_name, **context)
+
+    with app.test_request_context(f"/patients/{patient_ref}"):
+        user = db.session.scalar(sa.select(Staff).where(Staff.username == "reception"))
+        actor = actor_for(user)
+        size = app.config["CALLREC_PANEL_PAGE_SIZE"]
+        statement = median_seconds(lambda: panels._panel_rows(actor, patient_ref, size, 1), repeat * 3)
+        panel_slot.render_fragment = capture
+        try:
+            panel_slot.callrec_slot_patient_panel(patient_ref, user)
+        finally:
+            panel_slot.render_fragment = real_render
+        template = app.jinja_env.get_template(captured.pop("template_name"))
+        render = median_seconds(lambda: template.render(**captured), repeat * 3)
+        db.session.rollback()
+    return statement, render
 
 
 def _panel_statements(app, with_panel, without_panel):

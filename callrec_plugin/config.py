@@ -95,8 +95,11 @@ DEFAULTS = {
     "CALLREC_API_SECRETS": {},
     # Seconds a signed ingest request's timestamp may differ from now.
     "CALLREC_API_MAX_SKEW_SECONDS": 300,
-    # Uploads of one practice the ingest API serves at once (per process); more get 429 with Retry-After.
+    # Uploads of one practice the ingest API serves at once (across every process sharing
+    # CALLREC_REDIS_URL; per process without it); more get 429 with Retry-After.
     "CALLREC_API_MAX_CONCURRENT_UPLOADS": 4,
+    # Seconds after which an upload's slot no longer counts (a process killed mid-upload cannot free it).
+    "CALLREC_API_UPLOAD_LEASE_SECONDS": 900,
     # Oldest call the ingest API accepts, in days before now (an older started_at is refused, never stored).
     "CALLREC_API_STARTED_AT_MAX_AGE_DAYS": 366,
     # How far in the future an uploaded call's started_at may be (the phone system's clock running fast).

@@ -24,12 +24,21 @@ def request_erasure(actor, recording, reason):
     return request
 
 
+def approval_refusal(actor, request):
+    """Why ``actor`` may not approve the erasure ``request`` now, or None: the retention page asks this
+    before it offers "Approve erasure", and approve_erasure refuses with the same words."""
+    if request.approved_at is not None or request.withdrawn_at is not None:
+        return "this erasure request is already decided"
+    if request.requested_by_ref == actor.ref:
+        return "a second, different person must approve an erasure"
+    return None
+
+
 def approve_erasure(actor, request, recording):
     """The second person approves: retention ends now (holds still win). Caller commits."""
-    if request.approved_at is not None or request.withdrawn_at is not None:
-        raise RetentionError("this erasure request is already decided")
-    if request.requested_by_ref == actor.ref:
-        raise RetentionError("a second, different person must approve an erasure")
+    refusal = approval_refusal(actor, request)
+    if refusal:
+        raise RetentionError(refusal)
     now = clock.now()
     request.approved_by_ref, request.approved_at = actor.ref, now
     before = recording.retain_until

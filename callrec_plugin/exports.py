@@ -44,7 +44,9 @@ from flask import current_app
 from callrec_plugin import audit, subject_access
 from callrec_plugin import redaction  # the notes of what was silenced, carried by every bundle
 from callrec_plugin.csv_cells import safe_cell
+from callrec_plugin.ingest.numbers import number_for_spreadsheet
 from callrec_plugin.digests import BackgroundSHA256
+from callrec_plugin.forms import OBJECTION_METHODS  # how an objection was made, as the panel says it
 from callrec_plugin.crypto import DecryptingReader, encrypt_stream, generate_data_key
 from callrec_plugin.state import db_session, get_state
 from callrec_plugin.holds import place_holds, release_disclosure_holds
@@ -312,7 +314,11 @@ class Call:
     plaintext_size: int
     retain_until: dt.datetime
     patient_ref: str | None
-    row: Recording = field(repr=False, default=None)
+    # What open_plaintext reads, copied too: the build's progress commits expire the ORM row, and
+    # reading an expired attribute would cost a SELECT per call.
+    storage_key: str = field(repr=False, default=None)
+    wrapped_key: bytes = field(repr=False, default=None)
+    key_id: str = field(repr=False, default=None)
 
     @property
     def path(self):
@@ -324,7 +330,7 @@ def _call(recording):
     return Call(recording.id, recording.started_at, recording.direction, recording.duration_seconds,
                 recording.from_number, recording.to_number, recording.staff_name, recording.staff_extension,
                 recording.disposition, recording.audio_format, recording.plaintext_size, recording.retain_until,
-                recording.patient_ref, recording)
+                recording.patient_ref, recording.storage_key, recording.wrapped_key, recording.key_id)
 
 
 @dataclass
@@ -378,6 +384,22 @@ def _without_staff(call):
     return call
 
 
+# objections.csv of a subject-access bundle: when and how the patient objected, and the withdrawal.
+OBJECTION_COLUMNS = ("recorded_at", "recorded_by", "method", "call", "note", "withdrawn_at", "withdrawn_by",
+                     "withdrawal_reason")
+
+
+def _objection_row(objection):
+    """One objection as the data subject receives it: staff by role only ("practice manager"), never named."""
+    withdrawn = objection.withdrawn_at is not None
+    return {"recorded_at": _iso(objection.recorded_at), "recorded_by": _role_of(objection.recorded_by_ref),
+            "method": OBJECTION_METHODS.get(objection.method or "", "not recorded"),
+            "call": objection.recording_id or "", "note": objection.note or "",
+            "withdrawn_at": _iso(objection.withdrawn_at) if withdrawn else "",
+            "withdrawn_by": _role_of(objection.withdrawn_by_ref) if withdrawn else "",
+            "withdrawal_reason": (objection.withdrawal_reason or "") if withdrawn else ""}
+
+
 def _plan_subject_access(session, export, base):
     practice, patient_ref = export.practice_ref, export.patient_ref
     summary = get_state().pm.hook.callrec_patient_summary(patient_ref=patient_ref) or {}
@@ -396,10 +418,7 @@ def _plan_subject_access(session, export, base):
         sa.select(PatientObjection).where(PatientObjection.practice_ref == practice,
                                           PatientObjection.patient_ref == patient_ref)
         .order_by(PatientObjection.recorded_at)).all()
-    # Staff are named to the patient by role only: the objection was recorded by "a member of staff".
-    objections = [{"recorded_at": _iso(o.recorded_at), "recorded_by": "a member of staff",
-                   "call": o.recording_id or "", "note": o.note or "", "withdrawn_at": _iso(o.withdrawn_at) or ""}
-                  for o in objections]
+    objections = [_objection_row(o) for o in objections]
     own_ids = sa.select(Recording.id).where(Recording.practice_ref == practice, Recording.patient_ref == patient_ref)
     purged_ids = sa.select(Tombstone.recording_id).where(Tombstone.practice_ref == practice,
                                                          Tombstone.patient_ref == patient_ref)
@@ -701,7 +720,7 @@ def bundle_pieces(plan, progress=None):
     yield from writer.add_bytes("cover-note.txt", plan.cover_note.encode("utf-8"))
     digests = {}
     for number, call in enumerate(plan.calls, start=1):
-        reader = open_plaintext(call.row)
+        reader = open_plaintext(call)
         try:
             length = reader.length  # verifies the final segment before trusting the size
             yield from writer.add_stream(call.path, reader, length, when=call.started_at)
@@ -711,14 +730,16 @@ def bundle_pieces(plan, progress=None):
         kill_point("export_mid")
         if progress is not None:
             progress(number)
-    call_rows = [[call.path, call.id, call.started_at, call.direction, call.duration_seconds, call.from_number,
-                  call.to_number, call.staff_name, call.staff_extension, call.disposition, call.audio_format,
+    # Numbers as a spreadsheet keeps them (national format at home, no apostrophe); manifest.json has E.164.
+    region = current_app.config["CALLREC_PHONE_REGION"]
+    call_rows = [[call.path, call.id, call.started_at, call.direction, call.duration_seconds,
+                  number_for_spreadsheet(call.from_number, region), number_for_spreadsheet(call.to_number, region),
+                  call.staff_name, call.staff_extension, call.disposition, call.audio_format,
                   digests[call.id][1], call.retain_until, digests[call.id][2]] for call in plan.calls]
     yield from writer.add_bytes("calls.csv", _csv_bytes(CALL_COLUMNS, call_rows))
     if plan.export["kind"] == SUBJECT_ACCESS:
         yield from writer.add_bytes("objections.csv", _csv_bytes(
-            ("recorded_at", "recorded_by", "call", "note", "withdrawn_at"),
-            [[o[k] for k in ("recorded_at", "recorded_by", "call", "note", "withdrawn_at")] for o in plan.objections]))
+            OBJECTION_COLUMNS, [[o[k] for k in OBJECTION_COLUMNS] for o in plan.objections]))
     for name, data in plan.extra_files.items():
         yield from writer.add_bytes(name, data)
     # What was silenced in each call (card details), when and why: by role, never a member of staff's name.

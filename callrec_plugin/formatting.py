@@ -2,13 +2,15 @@
 import re
 
 from jinja2 import pass_context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 DIRECTION_LABELS = {"inbound": "Incoming", "outbound": "Outgoing", "internal": "Internal"}
 
 
 def duration_text(seconds):
-    whole = int(round(seconds or 0))
+    """12.9 -> '0:12': whole seconds truncated, as the browser's player shows a duration, so a page and the
+    player on it never disagree by a second (player.js's time readout truncates the same way)."""
+    whole = int(max(seconds or 0, 0))
     return f"{whole // 60}:{whole % 60:02d}"
 
 
@@ -47,6 +49,15 @@ def visible_text(value):
     return Markup(shown) if isinstance(value, Markup) else shown
 
 
+def lines_text(value):
+    """A note as its writer typed it: each line break shown (``<br>``), the text escaped. For text a person
+    wrote in a textarea (notes, reasons); not for attributes, where a ``<br>`` would show as such."""
+    if value is None:
+        return ""
+    lines = str(value).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return Markup("<br>").join(escape(visible_text(line)) for line in lines)
+
+
 def install_display_filter(app):
     """Every ``{{ … }}`` in callrec's own templates (``callrec/…``) goes through :func:`visible_text`, so no
     page, panel or slot can forget it. Jinja's ``finalize`` is environment-wide: the host's own
@@ -74,4 +85,5 @@ FILTERS = {
     "callrec_when": when_text,
     "callrec_days_left": days_left_text,
     "callrec_visible": visible_text,  # for a host template that shows callrec's data itself
+    "callrec_lines": lines_text,  # a typed note with its line breaks
 }

@@ -73,14 +73,15 @@ class ObjectionForm(CallrecForm):
 
 
 class WithdrawObjectionForm(CallrecForm):
-    objection_id = HiddenField(validators=[DataRequired()])
+    objection_id = HiddenField(validators=[DataRequired(message="Choose the objection to withdraw.")])
     reason = StringField("Why the objection is withdrawn", validators=[
         DataRequired(message="Give the reason the objection is withdrawn."), Length(max=500)])
 
 
 class AttachForm(CallrecForm):
     recording_id = HiddenField(validators=[DataRequired()])
-    note = StringField("Note", validators=[Optional(), Length(max=500)])
+    note = StringField("Note", validators=[DataRequired(message="Say what this call shows for the complaint."),
+                                           Length(max=500)])
 
 
 class DetachForm(CallrecForm):

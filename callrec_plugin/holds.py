@@ -72,6 +72,7 @@ def approve_release(actor, hold):
         hold.release_requested_by_name = actor.name
         audit.record("hold_release_requested", "done", actor=actor, object_type="hold", object_id=str(hold.id),
                      recording_id=hold.recording_id, practice_ref=hold.practice_ref,
+                     patient_ref=_patient_of(hold),
                      reason="first approval; a second, different person must approve")
         return False
     if hold.kind in HoldKind.TWO_APPROVER and hold.release_requested_by_ref == actor.ref:
@@ -103,8 +104,14 @@ def approve_group_release(actor, hold):
 def _release(hold, actor, reason="released"):
     hold.released_at, hold.released_by_ref, hold.released_by_name = clock.now(), actor.ref, actor.name
     audit.record("hold_released", "done", actor=actor, object_type="hold", object_id=str(hold.id),
-                 recording_id=hold.recording_id, practice_ref=hold.practice_ref, reason=f"{hold.kind} hold {reason}")
+                 recording_id=hold.recording_id, practice_ref=hold.practice_ref, patient_ref=_patient_of(hold),
+                 reason=f"{hold.kind} hold {reason}")
     get_state().pm.hook.callrec_hold_changed(recording_id=hold.recording_id, hold_id=hold.id, change="released")
+
+
+def _patient_of(hold):
+    """The patient of the held call, so that the audit trail filtered by patient finds the release too."""
+    return db_session().scalar(sa.select(Recording.patient_ref).where(Recording.id == hold.recording_id))
 
 
 def active_complaint_holds(complaint_ref, recording_id=None):

@@ -317,6 +317,9 @@ class Tombstone(Base):
     purged_by: Mapped[str | None] = mapped_column(sa.String(128))
     approved_by_refs: Mapped[str | None] = mapped_column(sa.String(160))
     erasure_request_id: Mapped[int | None] = mapped_column(sa.Integer)
+    # A keyed digest of (practice, source, source_ref): a purged call offered again is not stored again
+    # (purged_sources.py). None for tombstones written before revision 0013.
+    source_digest: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     # The tombstone is the practice's accountability record for tombstone_years; the purge deletes it then.
     delete_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
 

@@ -1,7 +1,7 @@
 """Forms of the monitoring pages: the sampling plan, the rubric, and answers to training requests."""
 from wtforms import BooleanField, DecimalField, HiddenField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange, Optional
 
 from callrec_plugin.forms import CallrecForm
 from callrec_plugin.spot_checks import MAX_CALLS_PER_STAFF
@@ -15,10 +15,13 @@ class SamplingPlanForm(CallrecForm):
         Optional(), NumberRange(0, 24 * 3600)])
 
 
+# The rubric page's edits: what each button does (its label).
+RUBRIC_EDITS = {"add": "Add", "reword": "Reword", "retire": "Retire", "up": "Move up", "down": "Move down"}
+
+
 class RubricEditForm(CallrecForm):
-    op = SelectField(choices=[SelectChoice("add", "Add"), SelectChoice("reword", "Reword"),
-                              SelectChoice("retire", "Retire"), SelectChoice("up", "Move up"),
-                              SelectChoice("down", "Move down")])
+    # Which button was pressed, never typed: carried as it came when the form is shown again.
+    op = HiddenField(validators=[AnyOf(list(RUBRIC_EDITS), message="Choose what to change in the rubric.")])
     key = HiddenField(validators=[Optional(), Length(max=48)])
     label = StringField("Criterion", validators=[Optional(), Length(max=200)])
 

@@ -231,7 +231,11 @@ class Finder:
     end: str
     rows: list
     attach_form: object
-    error: str | None = None
+    errors: dict  # "number" / "start" / "end" -> what is wrong, shown beside that field
+
+    @property
+    def error(self):
+        return " ".join(self.errors.values()) or None
 
 
 def _date_arg(name):
@@ -252,18 +256,19 @@ def evidence_finder(actor, complaint, patient_ref, linked_ids):
 
     number = request.args.get("callrec_number", "").strip()
     (start_text, start), (end_text, end) = _date_arg("callrec_from"), _date_arg("callrec_to")
-    error = None
-    if start is False or end is False:
-        error, start, end = "Dates must be given as YYYY-MM-DD.", None, None
+    errors = {name: "Give the date as YYYY-MM-DD." for name, value in (("start", start), ("end", end))
+              if value is False}
+    if start and end and end < start:
+        errors["end"] = "The end date is before the start date."
     if number:
         try:
             numbers = [normalise(number, current_app.config["CALLREC_PHONE_REGION"])]
         except InvalidNumber as exc:
-            error, numbers = exc.reason, []
+            errors["number"], numbers = exc.reason, []
     else:
         ref = patient_ref or complaint.get("patient_ref")
         summary = get_state().pm.hook.callrec_patient_summary(patient_ref=ref) if ref else None
         numbers = list((summary or {}).get("phones", ()))
-    found = [] if error or not numbers else find_calls(actor, numbers, start, end)
+    found = [] if errors or not numbers else find_calls(actor, numbers, start, end)
     rows = call_rows([r for r in found if r.id not in linked_ids])
-    return Finder(number, start_text, end_text, rows, AttachForm(prefix="callrec-attach"), error)
+    return Finder(number, start_text, end_text, rows, AttachForm(prefix="callrec-attach"), errors)

@@ -59,7 +59,8 @@ def keyring(app=None):
 
 
 def open_plaintext(recording, app=None):
-    """A seekable DecryptingReader over the recording's audio (caller closes it)."""
+    """A seekable DecryptingReader over the recording's audio (caller closes it): ``recording`` is a Recording
+    or any snapshot with its id, wrapped_key, key_id and storage_key (exports.Call)."""
     from callrec_plugin.crypto import DecryptingReader
 
     backend = storage_backend(app)

@@ -134,6 +134,9 @@ def decide(actor, action, recording=None, purpose=None, complaint_ref=None, just
             return decision
     if action == Action.ATTACH and complaint is not None and not handles(actor, complaint):
         return deny("the user does not handle this complaint")
+    if action == Action.ATTACH and complaint is not None and complaint.get("status") == "closed":
+        # A closed complaint's calls are its record: read-only evidence (the panel offers nothing to change).
+        return deny("the complaint is closed: the calls attached to it stay as they are")
     if _vetoed(actor, action, recording, purpose):
         return deny("refused by a callrec_permission plugin")
     return allow(f"{action} allowed" + (f" for purpose {purpose}" if purpose else ""))

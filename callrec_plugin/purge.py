@@ -45,6 +45,7 @@ from flask import current_app
 from sqlalchemy.orm import aliased
 
 from callrec_plugin import audit, clock, exports
+from callrec_plugin.purged_sources import source_digest
 from callrec_plugin.state import db_session, get_state
 from callrec_plugin.holds import sync_complaint_holds, sync_disclosure_holds
 from callrec_plugin.identity import SYSTEM
@@ -189,11 +190,18 @@ def _fire_purged(pairs):
 
 
 def _delete_blobs(keys, point):
+    """Delete the blobs of rows whose data keys are destroyed (the files are noise now): many per request
+    where the backend can (an object store), one at a time through ``delete`` for a backend without
+    ``delete_many``."""
     backend = storage_backend()
+    keys = [key for key in keys if key]
+    delete_many = getattr(backend, "delete_many", None)
+    if delete_many is not None:
+        delete_many(keys, on_deleted=lambda count: kill_point(point))
+        return
     for key in keys:
-        if key:
-            backend.delete(key, durable=False)  # the data key is destroyed: the file is noise now
-            kill_point(point)
+        backend.delete(key, durable=False)
+        kill_point(point)
 
 
 class UnclassifiedColumnError(RuntimeError):
@@ -365,7 +373,8 @@ def _destroy_keys(session, context, rejected, done):
          "started_at": r.started_at, "retain_until": r.retain_until, "purged_at": context.now, "reason": reason,
          "purged_by": context.purged_by, "erasure_request_id": erasure[0] if erasure else None,
          "approved_by_refs": f"{erasure[1]}, {erasure[2]}" if erasure else None,
-         "delete_after": context.delete_after}
+         "delete_after": context.delete_after,
+         "source_digest": source_digest(r.practice_ref, r.source, r.source_ref)}
         for r, _, erasure, reason in chosen
     ])
     kill_point("after_tombstones")

@@ -145,6 +145,15 @@ class LocalEncryptedStorage:
         if durable:
             fsync_dir(os.path.dirname(path))
 
+    def delete_many(self, keys, on_deleted=None) -> None:
+        """Remove many blobs whose data keys are destroyed already (purge, the reconciler): no directory
+        fsync, no error for one already gone; ``on_deleted(count)`` after each removal (an object store
+        removes many per request and calls it once per request)."""
+        for key in keys:
+            self.delete(key, durable=False)
+            if on_deleted is not None:
+                on_deleted(1)
+
     def modified_at(self, key: str) -> float | None:
         """The blob's modification time (Unix seconds), or None if it is gone."""
         try:

@@ -30,6 +30,7 @@ MIN_PART_SIZE = 5 * 2**20  # S3's smallest part except the last
 _FIRST_READ = 48  # the CRE1 header: fetched with the size, by the GET that opens a blob
 _MAX_WINDOW = 4 * 2**20  # largest read-ahead of a sequential reader (memory per open stream)
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
+DELETE_BATCH = 1000  # the most keys one DeleteObjects request may name
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
@@ -128,6 +129,23 @@ class S3EncryptedStorage:
         """Remove the object; no error if it is already gone (S3's DELETE is idempotent and durable
         when it answers, so ``durable`` changes nothing here)."""
         self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+
+    def delete_many(self, keys, on_deleted=None) -> None:
+        """Remove many objects, up to DELETE_BATCH per request (S3's DeleteObjects: a purge of 10,000
+        calls is 10 requests, not 10,000); ``on_deleted(count)`` after each request. An object already
+        gone is no error; any other refusal raises, naming the first key S3 refused."""
+        keys = [self._name(key) for key in keys]
+        for start in range(0, len(keys), DELETE_BATCH):
+            chunk = keys[start:start + DELETE_BATCH]
+            answer = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": name} for name in chunk], "Quiet": True})
+            refused = answer.get("Errors") or []
+            if refused:
+                first = refused[0]
+                raise OSError(f"object storage refused to delete {len(refused)} of {len(chunk)} objects; "
+                              f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+            if on_deleted is not None:
+                on_deleted(len(chunk))
 
     def modified_at(self, key: str) -> float | None:
         try:

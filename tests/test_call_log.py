@@ -377,7 +377,7 @@ def test_undo_a_match_with_a_reason(app, db_session, login, host_events):
     page = client.get(f"/callrec/recordings/{call.id}/match").get_data(as_text=True)
     name, token = csrf_field(page)
     empty = client.post(f"/callrec/matches/{match.id}/undo", data={name: token, "callrec-undo-reason": ""})
-    assert empty.status_code == 409 and "Say why the link is wrong" in empty.get_data(as_text=True)
+    assert empty.status_code == 400 and "Say why the link is wrong" in empty.get_data(as_text=True)
     db_session.expire_all()
     assert db_session.get(Recording, call.id).patient_ref == "pat2"
     done = client.post(f"/callrec/matches/{match.id}/undo", data={name: token, "callrec-undo-reason": "wrong Ben"})
@@ -433,7 +433,7 @@ def test_rematch_proposes_and_a_person_confirms(app, db_session, login, host_eve
     page = client.get("/callrec/calls").get_data(as_text=True)
     assert "Calls waiting for a person to confirm their patient" in page and "Ben Patient" in page
     proposal = db_session.scalar(sa.select(PatientMatch).where(PatientMatch.status == MatchStatus.PROPOSED))
-    token = re.search(r'name="callrec-proposal-csrf_token" value="([^"]+)"', page).group(1)
+    token = re.search(r'name="callrec-proposal-csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     assert client.post(f"/callrec/matches/{proposal.id}/confirm",
                        data={"callrec-proposal-csrf_token": token}).status_code == 302
     db_session.expire_all()
@@ -454,7 +454,7 @@ def test_a_rejected_proposal_is_not_proposed_again(app, db_session, login):
     proposal = db_session.scalar(sa.select(PatientMatch))
     client = login("owner")
     page = client.get("/callrec/calls").get_data(as_text=True)
-    token = re.search(r'name="callrec-proposal-csrf_token" value="([^"]+)"', page).group(1)
+    token = re.search(r'name="callrec-proposal-csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     response = client.post(f"/callrec/matches/{proposal.id}/reject",
                            data={"callrec-proposal-csrf_token": token, "callrec-proposal-reason": "shared phone"})
     assert response.status_code == 302

@@ -65,7 +65,8 @@ def test_handler_finds_attaches_plays_and_detaches_evidence(app, db_session, log
     assert granted.status_code == 302
     assert handler.get(f"/callrec/recordings/{call}/audio").data == audio
 
-    again = post(app, handler, "/callrec/complaints/cX/links", {"callrec-attach-recording_id": call})
+    again = post(app, handler, "/callrec/complaints/cX/links",
+                 {"callrec-attach-recording_id": call, "callrec-attach-note": "again"})
     assert again.status_code == 409
     no_reason = post(app, handler, "/callrec/complaints/cX/links/detach", {"callrec-detach-recording_id": call})
     assert no_reason.status_code == 400
@@ -92,7 +93,8 @@ def test_handler_of_another_complaint_may_not_attach(app, db_session, login):
 
 def test_closing_the_complaint_releases_its_holds(app, db_session, login):
     call = add_recording(db_session)
-    post(app, login("handler"), "/callrec/complaints/cX/links", {"callrec-attach-recording_id": call.id})
+    post(app, login("handler"), "/callrec/complaints/cX/links",
+         {"callrec-attach-recording_id": call.id, "callrec-attach-note": "the call"})
     assert len(active_holds(db_session, call.id)) == 1
     with app.test_request_context():
         app.extensions["callrec"].extension.complaint_closed("cX")
@@ -104,7 +106,8 @@ def test_a_host_that_forgets_to_say_the_complaint_closed_is_caught_by_the_purge_
     from callrec_plugin.purge import purge
 
     call = add_recording(db_session)
-    post(app, login("handler"), "/callrec/complaints/cX/links", {"callrec-attach-recording_id": call.id})
+    post(app, login("handler"), "/callrec/complaints/cX/links",
+         {"callrec-attach-recording_id": call.id, "callrec-attach-note": "the call"})
     with app.test_request_context():
         assert purge().complaint_holds_released == 0
         assert len(active_holds(db_session, call.id)) == 1
@@ -114,13 +117,26 @@ def test_a_host_that_forgets_to_say_the_complaint_closed_is_caught_by_the_purge_
     assert active_holds(db_session, call.id) == []
 
 
-def test_attaching_to_a_closed_complaint_places_no_hold(app, db_session, login):
+def test_a_closed_complaint_is_read_only_evidence(app, db_session, login):
+    """Nothing is attached to or detached from a closed complaint, and its panel offers neither."""
+    attached = add_recording(db_session, external_number="+447700900001")
+    db_session.add(ComplaintLink(recording_id=attached.id, practice_ref="pA", complaint_ref="cX", linked_by_ref="owner"))
     db_session.get(hostapp.Complaint, "cX").status = "closed"
     db_session.commit()
-    call = add_recording(db_session)
-    assert post(app, login("owner"), "/callrec/complaints/cX/links",
-                {"callrec-attach-recording_id": call.id}).status_code == 302
+    call = add_recording(db_session, external_number="+447700900001")
+    owner = login("owner")
+    page = owner.get("/complaints/cX").get_data(as_text=True)
+    assert "This complaint is closed" in page and attached.id in page
+    assert "Find calls to attach" not in page and "Detach" not in page and ">Attach<" not in page
+    refused = post(app, owner, "/callrec/complaints/cX/links",
+                   {"callrec-attach-recording_id": call.id, "callrec-attach-note": "late evidence"})
+    assert refused.status_code == 403 and "the complaint is closed" in refused.get_data(as_text=True)
+    detached = post(app, owner, "/callrec/complaints/cX/links/detach",
+                    {"callrec-detach-recording_id": attached.id, "callrec-detach-reason": "tidy up"})
+    assert detached.status_code == 403
+    assert [link.recording_id for link in db_session.scalars(sa.select(ComplaintLink))] == [attached.id]
     assert active_holds(db_session, call.id) == []
+    assert [e.outcome for e in events(db_session, "attach")] == ["denied", "denied"]
 
 
 def test_holds_page_places_holds_on_a_patient_and_a_date_range(app, db_session, login):

@@ -23,7 +23,9 @@ def test_the_pages_name_the_requester_and_the_patient_not_their_ids(app, db_sess
         assert "Dana Departed" in page and "Ada Patient" in page, url
         assert "staff-3" not in page and "pat1" not in page, url
     page = login("dpo").get(f"/callrec/exports/{export.id}").get_data(as_text=True)
-    assert "Being built" in page and page.count('href="/callrec/exports"') == 2  # a way back, above and below
+    # A way back: the breadcrumb, and a link above and below the bundle's details.
+    assert "Being built" in page and page.count('href="/callrec/exports"') == 3
+    assert 'aria-label="Breadcrumb"' in page
 
 
 def test_the_status_endpoint_answers_the_progress_and_is_a_hidden_page_view(app, db_session, login):

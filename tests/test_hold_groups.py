@@ -55,6 +55,10 @@ def test_a_patients_regulator_hold_is_one_row_released_by_two_people_at_once(app
     assert sorted(e.recording_id for e in released) == sorted(c.id for c in calls)
     assert {e.actor_ref for e in released} == {"manager"}
     assert {h.released_by_name for h in db_session.scalars(sa.select(Hold))} == {"Manager"}
+    # The audit trail filtered by the patient finds both approvals of the release.
+    approvals = db_session.scalars(sa.select(AuditEvent).where(
+        AuditEvent.action.in_(["hold_release_requested", "hold_released"]))).all()
+    assert len(approvals) == 6 and {e.patient_ref for e in approvals} == {"pat1"}
 
 
 def test_a_single_approver_request_is_released_with_one_click(app, db_session, login):

@@ -74,7 +74,7 @@ def test_failed_authentication_is_counted_on_the_jobs_page_and_logged_at_most_on
     assert rows(db_session, AuditEvent) == 0
     page = login("owner").get("/callrec/jobs")
     assert page.status_code == 200
-    assert f"{failures(app).total} since this server process started" in page.get_data(as_text=True)
+    assert f"{failures(app).total} in this server process, since it started" in page.get_data(as_text=True)
 
 
 def test_a_body_changed_in_transit_is_refused_at_its_end_and_leaves_nothing(app, db_session):

@@ -66,6 +66,7 @@ def test_spot_check_answer_and_training_library_journey(demo, browser):
     # 1. The manager works through the spot check with the rubric.
     manager = new_page(browser)
     sign_in(manager, base, "manager")
+    manager.get_by_text("Call recordings", exact=True).click()  # the demo's menu of callrec's pages
     manager.get_by_role("link", name="Spot checks").click()
     manager.goto(f"{base}/callrec/spot-checks?month={month}")
     heading = manager.get_by_role("heading", name="Spot checks for")

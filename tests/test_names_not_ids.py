@@ -6,9 +6,10 @@ import pytest
 
 from callrec_plugin import audit, holds
 from callrec_plugin.identity import Actor
-from callrec_plugin.models import Export
+from callrec_plugin.models import ErasureRequest, Export
 from callrec_plugin.roles import Action
 from tests.factories import add_recording
+from tests.subject_access_support import registered
 from tests.test_evidence_and_holds import post
 
 RITA = Actor(user=None, ref="staff-3", name="Rita Reception", roles=frozenset({"staff"}), practice_ref="pA")
@@ -56,8 +57,12 @@ def world(app, db_session):
     export = Export(practice_ref="pA", kind="subject_access", patient_ref="pat1", requested_by_ref="staff-3",
                     requested_by_name="Rita Reception", status="building", progress_done=1, progress_total=3)
     db_session.add(export)
+    db_session.add(ErasureRequest(recording_id=ada.id, practice_ref="pA", reason="asked to be forgotten",
+                                  requested_by_ref="staff-3"))
+    sar = registered(db_session, "pat1")
+    sar.requester_reference = "SAR-2026-07"
     db_session.commit()
-    return export.id
+    return {"export": export.id, "sar": sar.id}
 
 
 @pytest.mark.parametrize("user,url", [
@@ -65,16 +70,20 @@ def world(app, db_session):
     ("owner", "/callrec/audit?patient=Ben"), ("owner", "/callrec/audit?person=rita"),
     ("owner", "/callrec/holds"), ("manager", "/callrec/holds?status=released"),
     ("owner", "/callrec/holds?patient=ben"), ("dpo", "/callrec/exports"), ("dpo", "/callrec/exports/{export}"),
+    ("owner", "/callrec/retention"), ("dpo", "/callrec/subject-access"), ("dpo", "/callrec/subject-access/{sar}"),
 ])
 def test_pages_show_names_and_no_internal_ids(app, world, login, user, url):
-    response = login(user).get(url.format(export=world))
+    response = login(user).get(url.format(**world))
     assert response.status_code == 200, url
     text = visible(response.get_data(as_text=True))
     assert [ref for ref in IDS if ref in text] == [], (url, text[:2000])
     expected = {"/callrec/holds": ["Mo Manager", "Ben Patient", "First approval: Rita Reception"],
                 "/callrec/holds?status=released": ["Rita Reception", "Ada Patient", "by Mo Manager"],
                 "/callrec/audit?person=rita": ["Rita Reception", "Ada Patient"],
-                "/callrec/exports": ["Rita Reception", "Ada Patient"]}.get(url, [])
+                "/callrec/exports": ["Rita Reception", "Ada Patient"],
+                "/callrec/retention": ["requested by Rita Reception"],
+                "/callrec/subject-access": ["Ada Patient"], "/callrec/subject-access/{sar}": ["Ada Patient"],
+                }.get(url, [])
     assert [name for name in expected if name not in text] == [], url
 
 

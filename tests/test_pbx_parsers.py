@@ -4,10 +4,11 @@ import datetime as dt
 import io
 import unicodedata
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from callrec_plugin.ingest.cdr import channel_extension, read_cdr
-from callrec_plugin.ingest.freepbx import parse_name
+from callrec_plugin.ingest.freepbx import NotARecording, parse_name
 from callrec_plugin.ingest.freepbx_import import shown
 from tests.pbx_tree import LONDON, Leg, cdr_line
 
@@ -66,3 +67,12 @@ def test_a_systemname_with_dashes_is_part_of_the_uniqueid(system, epoch, seq):
     parsed = parse_name(f"in-01632960000-07700900001-20260714-093000-{system}-{epoch}.{seq}.wav")
     assert parsed.uniqueid == f"{system}-{epoch}.{seq}"
     assert (parsed.to_number, parsed.from_number) == ("01632960000", "07700900001")
+
+
+@pytest.mark.parametrize("name", ["OUT201-20260714-170000-1784044800.30.wav", "g600-20260714-170000-1784044800.31.wav",
+                                  "q600-20260714-170000-1784044800.32.WAV", "OUT2001-20260714-170000-pbx-01-1784044800.33.gsm"])
+def test_freepbx_2x_names_are_refused_with_the_reason_and_the_way_round(name):
+    with pytest.raises(NotARecording) as refused:
+        parse_name(f"2026/07/14/{name}")
+    reason = str(refused.value)
+    assert "FreePBX 2.x recording name" in reason and "signed API" in reason

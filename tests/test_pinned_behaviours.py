@@ -155,7 +155,7 @@ def test_detaching_one_call_releases_only_that_calls_complaint_hold(app, db_sess
     handler = login("handler")
     for call in calls:
         assert post(app, handler, "/callrec/complaints/cX/links",
-                    {"callrec-attach-recording_id": call}).status_code == 302
+                    {"callrec-attach-recording_id": call, "callrec-attach-note": "the call"}).status_code == 302
     assert all(len(active_holds(db_session, call)) == 1 for call in calls)
     detached = post(app, handler, "/callrec/complaints/cX/links/detach",
                     {"callrec-detach-recording_id": calls[1], "callrec-detach-reason": "wrong call"})
@@ -173,7 +173,7 @@ def test_a_complaint_the_host_no_longer_reports_keeps_its_holds(app, db_session,
     old = utcnow() - dt.timedelta(days=400)
     call = add_recording(db_session, started_at=old, retain_until=old + dt.timedelta(days=183))
     assert post(app, login("handler"), "/callrec/complaints/cX/links",
-                {"callrec-attach-recording_id": call.id}).status_code == 302
+                {"callrec-attach-recording_id": call.id, "callrec-attach-note": "the call"}).status_code == 302
     db_session.delete(db_session.get(hostapp.Complaint, "cX"))  # the host forgets the complaint
     db_session.commit()
     assert holds.sync_complaint_holds() == 0

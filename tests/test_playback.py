@@ -93,8 +93,10 @@ def test_download_is_a_separate_action(app, db_session, login, recording_id, aud
     client = login("owner")
     choose_purpose(client, recording_id, purpose="compliance")
     assert client.get(f"/callrec/recordings/{recording_id}/download").status_code == 403
-    choose_purpose(client, recording_id, purpose="compliance", action="download")
-    response = client.get(f"/callrec/recordings/{recording_id}/download")
+    granted = choose_purpose(client, recording_id, purpose="compliance", action="download")
+    # One step: choosing the purpose leads straight to the file.
+    assert granted.status_code == 302 and granted.headers["Location"].endswith(f"/recordings/{recording_id}/download")
+    response = client.get(granted.headers["Location"])
     assert response.status_code == 200 and response.data == audio
     assert response.headers["Content-Disposition"].startswith("attachment;")
 

@@ -4,6 +4,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from callrec_plugin.hooks import hookimpl
 from callrec_plugin.ingest.signing import signed_headers
 from callrec_plugin.models import ApiNonce
 from tests.hostapp import Patient
@@ -112,3 +113,81 @@ def test_nothing_is_written_to_the_audit_trail_by_refusals(app, db_session):
     for _ in range(5):
         ask(app.test_client(), "07700900001", secret="wrong-secret")
     assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+
+
+def test_an_objection_written_by_another_process_counts_at_the_next_answer(app, db_session):
+    """Objections are never cached: a row another web process or a script wrote is read by the next answer."""
+    from callrec_plugin.models import PatientObjection
+
+    client = app.test_client()
+    assert ask(client, "07700900001").json["record"] is True  # the practice and the number are now remembered
+    objections = PatientObjection.__table__
+    with db_session.get_bind().begin() as elsewhere:  # not through callrec's code: as another process would
+        elsewhere.execute(objections.insert().values(practice_ref="pA", patient_ref="pat1", recorded_by_ref="x",
+                                                     recorded_by_name="", note="", method="phone"))
+    assert ask(client, "07700900001").json["record"] is False
+    with db_session.get_bind().begin() as elsewhere:
+        elsewhere.execute(objections.update().values(withdrawn_at=sa.func.current_timestamp()))
+    assert ask(client, "07700900001").json["record"] is True
+
+
+def test_an_answer_costs_callrec_two_statements_and_writes_no_audit_event(app, db_session, login):
+    """The practice's standing objections, and the nonce; the host's patient lookup comes on top only
+    while an objection stands in the practice. The practice's existence is remembered, not asked again."""
+    from callrec_plugin.models import AuditEvent
+    from tests.statements import count_statements
+
+    client = app.test_client()
+    ask(client, "07700900001")
+    with count_statements(app) as statements:
+        assert ask(client, "07700900002").json["record"] is True
+    assert [s.split()[0] for s in statements] == ["SELECT", "INSERT"]  # no objection stands: no patient lookup
+    assert "callrec_patient_objections" in statements[0] and "callrec_api_nonces" in statements[1]
+    record(login("reception"), "pat1")
+    audit_rows = db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+    with count_statements(app, only="callrec_") as statements:
+        assert ask(client, "07700900002").json["record"] is True
+        assert ask(client, "07700900001").json["record"] is False
+    assert len(statements) == 4
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == audit_rows
+
+
+class SwitchablePractices:
+    """A host whose practices change while callrec runs; counts how often it is asked."""
+
+    def __init__(self, practices):
+        self.practices, self.asked = set(practices), 0
+
+    @hookimpl(tryfirst=True)
+    def callrec_practice_exists(self, practice_ref):
+        self.asked += 1
+        return practice_ref in self.practices
+
+
+def test_a_practice_is_remembered_for_a_short_time_and_an_unknown_one_never(app, db_session, monkeypatch):
+    from callrec_plugin import pbx_lookups
+    from callrec_plugin.state import get_state
+
+    host = SwitchablePractices({"pB"})
+    get_state(app).pm.register(host)
+    client = app.test_client()
+    assert ask(client, "07700900001").status_code == 401  # pA unknown to this host, so far
+    host.practices.add("pA")
+    assert ask(client, "07700900001").status_code == 200  # a "no" was not remembered
+    asked = host.asked
+    for _ in range(3):
+        assert ask(client, "07700900001").status_code == 200
+    assert host.asked == asked  # a "yes" is
+    host.practices.discard("pA")
+    assert ask(client, "07700900001").status_code == 200  # still within PRACTICE_TTL_SECONDS
+    clock = pbx_lookups.time.monotonic() + pbx_lookups.PRACTICE_TTL_SECONDS + 1
+    monkeypatch.setattr(pbx_lookups.time, "monotonic", lambda: clock)
+    response = ask(client, "07700900001")
+    assert response.status_code == 401 and "no such practice" in response.json["error"]
+
+
+def test_a_remembered_invalid_number_is_still_refused_with_its_reason(app, db_session):
+    client = app.test_client()
+    first, second = ask(client, "call-me-maybe"), ask(client, "call-me-maybe")
+    assert first.status_code == second.status_code == 400 and first.json == second.json
+    assert "letters" in first.json["error"]

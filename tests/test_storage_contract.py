@@ -260,3 +260,32 @@ def test_the_app_selects_the_backend_from_config(app_config, s3_server):
         app.config["CALLREC_STORAGE_BACKEND"] = "ftp"
         with pytest.raises(ValueError):
             storage_backend()
+
+
+def test_delete_many_removes_every_named_blob_and_only_those(storage):
+    keys = [storage.new_key(f"rec_{n:04d}-abcdef") for n in range(5)]
+    for key in keys:
+        put(storage, key, b"x" * 10)
+    counted = []
+    storage.delete_many(keys[:3] + [storage.new_key("rec_gone-abcdef")], on_deleted=counted.append)
+    assert [storage.exists(key) for key in keys] == [False, False, False, True, True]
+    assert sum(counted) == 4  # the key already gone counts as done: it is
+
+
+def test_delete_many_on_s3_names_up_to_a_thousand_keys_per_request(s3_server, monkeypatch):
+    from callrec_plugin import storage_s3
+
+    storage = S3EncryptedStorage(s3_server.client(), s3_server.new_bucket(), prefix="callrec/",
+                                 part_size=MIN_PART_SIZE)
+    monkeypatch.setattr(storage_s3, "DELETE_BATCH", 3)  # 7 keys: requests of 3, 3 and 1
+    keys = [storage.new_key(f"rec_{n:04d}-abcdef") for n in range(7)]
+    for key in keys:
+        put(storage, key, b"y")
+    requests = []
+    many, single = storage.client.delete_objects, storage.client.delete_object
+    monkeypatch.setattr(storage.client, "delete_objects",
+                        lambda **params: requests.append(len(params["Delete"]["Objects"])) or many(**params))
+    monkeypatch.setattr(storage.client, "delete_object", lambda **params: requests.append("single") or single(**params))
+    storage.delete_many(keys)
+    assert requests == [3, 3, 1]
+    assert not any(storage.exists(key) for key in keys) and list(storage.iter_keys()) == []

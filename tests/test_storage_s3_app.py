@@ -66,7 +66,8 @@ def test_ingest_and_ranged_playback_from_object_storage(s3_app, s3_server, bucke
     assert ranged.status_code == 206 and ranged.data == audio[start:start + SEGMENT_SIZE]
 
 
-def test_purge_deletes_the_object_and_the_reconciler_sweeps_orphans(s3_app, s3_server, bucket, app, db_session):
+def test_purge_deletes_the_object_and_the_reconciler_sweeps_orphans(s3_app, s3_server, bucket, app, db_session,
+                                                                    monkeypatch):
     from callrec_plugin import purge
 
     audio = wav_bytes(3.0, rate=8000)
@@ -79,8 +80,15 @@ def test_purge_deletes_the_object_and_the_reconciler_sweeps_orphans(s3_app, s3_s
     orphan = backend.new_key("orphan-0001")
     with backend.open_write(orphan) as f:
         f.write(b"CRE1 left by a crashed ingest")
+    deletes = []
+    for name in ("delete", "delete_many"):  # whatever instance the purge builds, what it asks of S3
+        real = getattr(S3EncryptedStorage, name)
+        monkeypatch.setattr(S3EncryptedStorage, name,
+                            lambda self, *args, _real=real, _name=name, **kwargs: deletes.append(_name)
+                            or _real(self, *args, **kwargs))
     purge.purge()
     assert not backend.exists(old_key) and backend.exists(kept_key)
+    assert deletes == ["delete_many"]  # one DeleteObjects request for the batch, not one per object
     app.config["CALLREC_ORPHAN_GRACE_HOURS"] = 0
     purge.reconcile()
     assert set(backend.iter_keys()) == {kept_key}

@@ -187,3 +187,23 @@ def test_register_pages_are_labelled_and_structured(app, db_session, login):
         check.feed(client.get(url).get_data(as_text=True))
         assert check.unlabelled() == [] and not check.duplicate_ids and check.dangling_references() == [], url
         assert check.tables == check.captions and check.h1 == 1, url
+
+
+def test_the_patient_is_found_by_name_and_the_register_names_them(app, db_session, login):
+    dpo = login("dpo")
+    response = register_by_form(dpo, app, "Ada Patient")
+    assert response.status_code == 302
+    entry = db_session.scalar(sa.select(SubjectAccessRequest))
+    assert entry.patient_ref == "pat1"
+    for page in (dpo.get("/callrec/subject-access"), dpo.get(f"/callrec/subject-access/{entry.id}")):
+        text = page.get_data(as_text=True)
+        assert "Ada Patient" in text and ">pat1<" not in text
+
+
+def test_a_name_several_patients_share_is_refused_beside_the_field(app, db_session, login):
+    response = register_by_form(login("dpo"), app, "Patient")  # Ada Patient and Ben Patient
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "2 patients match" in page and 'aria-invalid="true"' in page and 'value="Patient"' in page
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(SubjectAccessRequest)) == 0
+    assert [e.outcome for e in db_session.scalars(sa.select(AuditEvent))] == ["denied"]

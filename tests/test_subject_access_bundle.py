@@ -110,3 +110,32 @@ def test_the_bundle_holds_every_call_and_none_of_the_excluded_information(app, d
     # delivering the bundle answers the request
     db_session.expire_all()
     assert db_session.get(SubjectAccessRequest, entry_id).responded_at is not None
+
+
+def test_objections_csv_says_how_each_objection_was_made_and_when_why_and_by_whom_it_was_withdrawn(
+        app, db_session, login):
+    from tests.test_objection_lifecycle import withdraw
+    from tests.test_objections import record
+
+    _rename_staff(db_session)
+    assert record(login("reception"), "pat1", method="letter", note="Letter of 3 March").status_code == 302
+    reason = "Patient phoned to say recording is fine now"
+    assert withdraw(login("manager"), "pat1", reason).status_code == 302
+    assert record(login("owner"), "pat1", method="in_person", note="Said so at the desk").status_code == 302
+    dpo = login("dpo")
+    entry_id = register_request(dpo, app, "pat1")
+    assert build_bundle(dpo, app, entry_id).status_code == 302
+    export = db_session.scalar(sa.select(Export).where(Export.subject_access_id == entry_id))
+    data = dpo.get(f"/callrec/exports/{export.id}/download").data
+
+    text = zipfile.ZipFile(io.BytesIO(data)).read("objections.csv").decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert text.splitlines()[0] == ("recorded_at,recorded_by,method,call,note,withdrawn_at,withdrawn_by,"
+                                    "withdrawal_reason")
+    assert [(r["recorded_by"], r["method"], r["note"], r["withdrawn_by"], r["withdrawal_reason"]) for r in rows] == [
+        ("staff", "By letter", "Letter of 3 March", "practice manager", reason),
+        ("practice owner", "In person", "Said so at the desk", "", ""),
+    ]
+    withdrawn_at = dt.datetime.strptime(rows[0]["withdrawn_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    assert abs(withdrawn_at - utcnow()) < dt.timedelta(minutes=5) and rows[1]["withdrawn_at"] == ""
+    assert not [name for name in NAMES.values() if name in text]  # staff by role, never by name

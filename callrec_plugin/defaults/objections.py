@@ -16,12 +16,19 @@ def patient_has_objected(practice_ref, patient_ref):
     ) > 0
 
 
+OBJECTIONS = PatientObjection.__table__
+# The patients of a practice whose objection stands. Core on the session's connection, not the ORM: the
+# phone system asks on every call (views/pbx_api.py), and the ORM's per-statement machinery costs several
+# times this small read.
+STANDING_OBJECTORS = sa.select(OBJECTIONS.c.patient_ref).where(
+    OBJECTIONS.c.practice_ref == sa.bindparam("practice_ref"), OBJECTIONS.c.withdrawn_at.is_(None)
+).distinct()
+
+
 def objecting_patients(practice_ref):
-    return db_session().scalars(
-        sa.select(PatientObjection.patient_ref).where(
-            PatientObjection.practice_ref == practice_ref, PatientObjection.withdrawn_at.is_(None)
-        ).distinct()
-    ).all()
+    """The refs of the practice's patients whose objection stands, as a set (one statement)."""
+    connection = db_session().connection(bind_arguments={"mapper": PatientObjection})
+    return set(connection.execute(STANDING_OBJECTORS, {"practice_ref": str(practice_ref)}).scalars())
 
 
 def objection_history(practice_ref, patient_ref):
@@ -54,13 +61,18 @@ def objection_context(actor, patient_ref, objection_form, history=None):
 
 @hookimpl(trylast=True)
 def callrec_should_record(phone_e164, practice_ref):
+    # Objections are few: read the practice's standing ones first (never cached, so an objection recorded
+    # or withdrawn in any process counts at once); with none, no patient needs looking up.
+    objectors = objecting_patients(practice_ref)
+    if not objectors:
+        return True
     pm = get_state().pm
     patient_ref = pm.hook.callrec_resolve_patient(phone_e164=phone_e164, practice_ref=practice_ref, started_at=None)
     if patient_ref is not None:
-        return not patient_has_objected(practice_ref, str(patient_ref))
+        return str(patient_ref) not in objectors
     # No single patient has this number; it may still be the shared landline of one who objected,
-    # and a patient's wish not to be recorded is kept even on a shared line. Objections are few.
-    for ref in objecting_patients(practice_ref):
+    # and a patient's wish not to be recorded is kept even on a shared line.
+    for ref in sorted(objectors):
         summary = pm.hook.callrec_patient_summary(patient_ref=ref) or {}
         if phone_e164 in summary.get("phones", ()) and str(summary.get("practice_ref")) == str(practice_ref):
             return False

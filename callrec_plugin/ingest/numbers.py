@@ -32,7 +32,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
 __all__ = ["WITHHELD", "EXTENSION_PREFIX", "SERVICE_PREFIX", "MAX_DIGITS", "InvalidNumber", "normalise",
-           "is_extension", "is_service", "number_label", "without_outside_line_prefix"]
+           "is_extension", "is_service", "number_label", "number_for_spreadsheet", "without_outside_line_prefix"]
 
 WITHHELD = "withheld"
 EXTENSION_PREFIX = "ext:"
@@ -131,6 +131,25 @@ def number_label(value: str | None) -> str:
     if value.startswith(EXTENSION_PREFIX):
         return f"extension {value[len(EXTENSION_PREFIX):]}"
     return value
+
+
+def number_for_spreadsheet(value: str | None, region: str = "GB") -> str:
+    """A stored number as a CSV cell people open in a spreadsheet: a number of ``region`` in its national
+    format ("07700 900001": the space keeps it text, so the leading 0 stays and it is no formula, with no
+    apostrophe in front), any other number in international format ("+33 1 23 45 67 89", which the CSV
+    neutraliser still marks, as a spreadsheet would run a leading "+"); extensions and service numbers
+    as :func:`number_label` says them; "" for none."""
+    if not value:
+        return ""
+    if not value.startswith("+"):
+        return number_label(value)
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except NumberParseException:
+        return value
+    national = parsed.country_code == phonenumbers.country_code_for_region(region)
+    text = phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL if national else PhoneNumberFormat.INTERNATIONAL)
+    return text if (not national or " " in text) else value
 
 
 def _service_number(digits: str, region: str) -> bool:

@@ -23,6 +23,7 @@ from callrec_plugin.ingest.numbers import WITHHELD, InvalidNumber, is_extension,
 from callrec_plugin.models import Recording, new_id
 from callrec_plugin.playback import keyring, storage_backend
 from callrec_plugin.practices import UnknownPractice, check_practice
+from callrec_plugin.purged_sources import purged_before
 from callrec_plugin.staff_mapping import staff_for
 from callrec_plugin.retention import retain_until_for
 
@@ -133,6 +134,10 @@ def ingest_audio(fileobj, *, practice_ref, started_at, direction, from_number, t
         raise IngestError("cdr_userfield must be plain text of at most 255 characters")
     if (existing := _existing(practice_ref, source, source_ref)) is not None:
         return IngestResult("duplicate", existing, "already imported")
+    if (gone := purged_before(practice_ref, source, source_ref)) is not None:
+        return IngestResult("skipped", None, f"this call was stored before and deleted on "
+                                             f"{gone.purged_at:%d %b %Y} ({gone.reason}); it is not stored again: "
+                                             "delete the phone system's copy")
     info = recognise(fileobj)
     silence_plan, silence = _silence_plan(fileobj, silence)
     short = info.duration_seconds < current_app.config["CALLREC_MIN_DURATION_SECONDS"]

@@ -1,9 +1,11 @@
 """callrec's blueprint. ROUTE_ACTIONS names the policy action every route needs (a test checks it is complete)."""
 import functools
 import importlib
+from dataclasses import dataclass
 from importlib.resources import files
 
-from flask import Blueprint, abort, current_app
+from flask import Blueprint, abort, current_app, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
 
 from callrec_plugin import audit
 from callrec_plugin.audit import AuditWriteError, request_id
@@ -12,7 +14,7 @@ from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.keyring import KeyRingError
 from callrec_plugin.policy import authorize
-from callrec_plugin.security import render_error
+from callrec_plugin.security import is_api_request, render_error
 
 blueprint = Blueprint("callrec", __name__, template_folder=str(files("callrec_plugin.templates")))
 
@@ -48,11 +50,32 @@ def form_errors(form):
     return "; ".join(message for messages in form.errors.values() for message in messages)
 
 
-def submitted_or_400(form):
-    """The form, if it was posted valid (CSRF token included); else 400 saying what is wrong."""
+@dataclass(frozen=True)
+class FormPage:
+    """How a form is shown again when what was sent is not valid: the page's title, the form's button,
+    and the page the form came from (a host page for the panels' forms) to go back to without sending."""
+
+    title: str
+    submit: object  # the button's label, or [{"label", "name", "value"}] for a choice made by button
+    back_url: str
+    back_label: str
+    only: tuple = None  # the fields shown, when the form has some that this button does not use
+
+
+def shown_again(form, page, status=400):
+    """Answer with the form shown again (templates/callrec/form_again.html): the person's input kept, each
+    error beside its field, a fresh CSRF token, a way back. Nothing the request did is kept: the caller
+    audits a refusal first if its view audits one."""
+    db_session().rollback()
+    html = render_template("callrec/form_again.html", form=form, page=page, action=request.path)
+    abort(make_response(html, status))
+
+
+def submitted_or_shown_again(form, page):
+    """The form, if it was posted valid (CSRF token included); else the same form shown again saying
+    what is wrong, beside each field (no "Bad request" page for anything a person can type)."""
     if not form.validate_on_submit():
-        db_session().rollback()  # nothing is decided about a form that says nothing valid
-        abort(400, form_errors(form) or FORM_EXPIRED)
+        shown_again(form, page)
     return form
 
 
@@ -168,7 +191,20 @@ def conflict(error):
 
 @blueprint.errorhandler(400)
 def bad_request(error):
-    return render_error(400, "Bad request", getattr(error, "description", None) or "The request was not valid.")
+    if isinstance(error, CSRFError):  # refused before any view ran: the form expired, or came from elsewhere
+        return expired_form()
+    return render_error(400, "Not done", getattr(error, "description", None) or "The request was not valid.")
+
+
+def expired_form():
+    """The page after a form whose CSRF token was missing, stale or another session's: nothing was done,
+    and how to recover (back to the page the form came from, when the browser says it was ours). The
+    input is not sent back as a form to press again: that would let another site's forged form through."""
+    if is_api_request(current_app):
+        return render_error(400, "Not done", "The CSRF token is missing or has expired.")
+    referrer = request.referrer or ""
+    back = referrer if referrer.startswith(request.host_url) and referrer != request.url else None
+    return render_template("callrec/form_expired.html", back=back), 400
 
 
 def _load_view_modules():

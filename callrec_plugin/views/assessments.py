@@ -5,7 +5,7 @@ The same page is the member of staff's "My call assessments": their assessments 
 requests about their calls (views/training.py answers those).
 """
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from callrec_plugin import audit, clock, rubric, spot_checks, training_library
 from callrec_plugin.forms import AssessmentForm, ConfirmForm, ResponseForm, has_control_characters
@@ -16,7 +16,9 @@ from callrec_plugin.monitoring_forms import ConsentAnswerForm
 from callrec_plugin.roles import MONITORING_ROLES, PURPOSES, Action
 from callrec_plugin.scoping import recording_or_404
 from callrec_plugin.state import db_session
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused, refused_409, submitted_or_400
+from callrec_plugin.views import (
+    FormPage, allowed_or_403, blueprint, login_required, refused, refused_409, shown_again, submitted_or_shown_again,
+)
 from callrec_plugin.visibility import ASSESSMENT_RECORDED, Field, may_see
 
 ROUTES = {
@@ -99,21 +101,32 @@ def assess_page(recording_id):
     return render_template("callrec/assess.html", recording=recording, criteria=criteria,
                            score_labels=rubric.SCORES, form=AssessmentForm(prefix="callrec-assess"),
                            grant=valid_grant(actor, recording, Action.PLAY), purposes=PURPOSES,
-                           open_form=ConfirmForm(), errors=[], answers={})
+                           open_form=ConfirmForm(), errors={}, answers={})
 
 
 def _rubric_answers(criteria):
-    """key -> (score, note) from the posted form, and the errors (every criterion must be scored)."""
-    answers, errors = {}, []
+    """key -> (score, note) from the posted form, and the errors beside each criterion (key -> message:
+    every criterion must be scored)."""
+    answers, errors = {}, {}
     for criterion in criteria:
         score = request.form.get(f"callrec-assess-score-{criterion.key}", "")
         note = request.form.get(f"callrec-assess-note-{criterion.key}", "").strip()
+        problems = []
         if score not in rubric.SCORES:
-            errors.append(f"Score “{criterion.label}”.")
+            problems.append(f"Score “{criterion.label}”.")
         if len(note) > MAX_NOTE or has_control_characters(note):
-            errors.append(f"The note on “{criterion.label}” is too long or has characters that are not allowed.")
+            problems.append(f"The note on “{criterion.label}” is too long or has characters that are not allowed.")
+        if problems:
+            errors[criterion.key] = " ".join(problems)
         answers[criterion.key] = (score, note)
     return answers, errors
+
+
+def _assess_page_again(actor, recording, form, criteria, answers, errors):
+    """The assessment page again, what was entered kept, each error beside its criterion or field."""
+    return render_template("callrec/assess.html", recording=recording, criteria=criteria, score_labels=rubric.SCORES,
+                           form=form, grant=valid_grant(actor, recording, Action.PLAY), purposes=PURPOSES,
+                           open_form=ConfirmForm(), errors=errors, answers=answers), 400
 
 
 @blueprint.route("/recordings/<recording_id>/assessments", methods=["POST"])
@@ -123,20 +136,19 @@ def create_assessment(recording_id):
     form = AssessmentForm(prefix="callrec-assess")
     recording = recording_or_404(actor, recording_id, Action.ASSESS)
     allowed_or_403(actor, Action.ASSESS, recording)
-    submitted_or_400(form)
+    criteria = rubric.criteria(actor.practice_ref)
+    answers, errors = _rubric_answers(criteria)
+    if not form.validate_on_submit():
+        db_session().rollback()  # nothing is decided about a form that says nothing valid
+        return _assess_page_again(actor, recording, form, criteria, answers, errors)
     if not recording.staff_user_ref:
         refused_409(actor, Action.ASSESS, "This call has no member of staff on record, so it cannot be assessed.",
                     recording=recording)
-    criteria = rubric.criteria(actor.practice_ref)
-    answers, errors = _rubric_answers(criteria)
     if errors:
         db_session().rollback()
         audit.record(Action.ASSESS, "denied", actor=actor, recording=recording, reason="incomplete rubric")
         db_session().commit()
-        page = render_template("callrec/assess.html", recording=recording, criteria=criteria,
-                               score_labels=rubric.SCORES, form=form, grant=valid_grant(actor, recording, Action.PLAY),
-                               purposes=PURPOSES, open_form=ConfirmForm(), errors=errors, answers=answers)
-        return page, 400
+        return _assess_page_again(actor, recording, form, criteria, answers, errors)
     assessment = Assessment(recording_id=recording.id, practice_ref=recording.practice_ref,
                             staff_user_ref=recording.staff_user_ref, assessor_ref=actor.ref,
                             assessor_name=actor.name, notes=(form.notes.data or "").strip(), created_at=clock.now(),
@@ -151,6 +163,10 @@ def create_assessment(recording_id):
     flash("Spot-check assessment recorded. Only you, the owner or manager, and the member of staff can see it.",
           "callrec-info")
     return redirect(url_for("callrec.spot_checks_page"))
+
+
+def _back_to_assessments(title, submit):
+    return FormPage(title, submit, url_for("callrec.assessments_page"), "your call assessments")
 
 
 def _own_assessment_or_404(actor, assessment_id, action):
@@ -169,7 +185,8 @@ def acknowledge_assessment(assessment_id):
     actor = current_actor()
     allowed_or_403(actor, Action.VIEW_ASSESSMENTS, object_type="assessment", object_id=str(assessment_id))
     assessment = _own_assessment_or_404(actor, assessment_id, "assessment_acknowledged")
-    submitted_or_400(ConfirmForm())
+    submitted_or_shown_again(ConfirmForm(), _back_to_assessments("Acknowledge the assessment",
+                                                                 "I have read this assessment"))
     assessment.acknowledged_at = assessment.acknowledged_at or clock.now()
     audit.record("assessment_acknowledged", "done", actor=actor, object_type="assessment",
                  object_id=str(assessment.id), recording_id=assessment.recording_id)
@@ -185,11 +202,12 @@ def respond_to_assessment(assessment_id):
     form = ResponseForm(prefix="callrec-response")
     allowed_or_403(actor, Action.VIEW_ASSESSMENTS, object_type="assessment", object_id=str(assessment_id))
     assessment = _own_assessment_or_404(actor, assessment_id, "assessment_response")
-    submitted_or_400(form)
+    page = _back_to_assessments("Respond to the assessment", "Send response")
+    submitted_or_shown_again(form, page)
     comment = (form.response.data or "").strip()
     if form.stance.data == "disagree" and not comment:
-        db_session().rollback()
-        abort(400, "Say why you disagree.")
+        form.response.errors = [*form.response.errors, "Say why you disagree."]
+        shown_again(form, page)
     assessment.response_stance, assessment.response, assessment.responded_at = form.stance.data, comment, clock.now()
     assessment.acknowledged_at = assessment.acknowledged_at or assessment.responded_at
     audit.record("assessment_response", "done", actor=actor, object_type="assessment", object_id=str(assessment.id),

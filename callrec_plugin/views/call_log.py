@@ -11,6 +11,7 @@ from wtforms.fields.choices import SelectChoice
 from callrec_plugin import audit, call_log, clock, patient_matching
 from callrec_plugin.call_log_forms import CallSearchForm, MatchDecisionForm, MatchForm
 from callrec_plugin.csv_cells import safe_cell
+from callrec_plugin.ingest.numbers import number_for_spreadsheet
 from callrec_plugin.formatting import direction_label, duration_text
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import PatientMatch
@@ -20,7 +21,9 @@ from callrec_plugin.practice_settings import settings_for
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import patient_in_practice, recording_or_404
 from callrec_plugin.state import db_session
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused
+from callrec_plugin.views import (
+    FORM_EXPIRED, FormPage, allowed_or_403, blueprint, form_errors, login_required, refused, shown_again,
+)
 from callrec_plugin.visibility import Field, may_see
 
 ROUTES = {
@@ -116,7 +119,7 @@ def call_log_page():
         patient_choices=[(p, _args_with(request.args, after=None, patient_name=None, patient=str(p["ref"])))
                          for p in patient_choices],
         patient_shown=patient_in_practice(actor, search.patient_ref) if valid and search.patient_ref else None,
-        proposal_names=_patient_names(actor, [m for m, _ in proposals]), decision_form=MatchDecisionForm(),
+        proposal_names=_patient_names(actor, [m for m, _ in proposals]), decision_form=_decision_form("callrec-proposal"),
         next_args=_args_with(request.args, after=page.next_cursor.token()) if page and page.next_cursor else None,
         first_args=_args_with(request.args, after=None) if form.after.data else None,
         csv_args=_args_with(request.args, after=None),
@@ -177,12 +180,15 @@ def _csv_lines(actor, query, zone, columns):
 
     writer.writerow([heading for _key, heading in columns])
     yield flushed()
+    region = current_app.config["CALLREC_PHONE_REGION"]
     session = db_session()
     for chunk in session.execute(query.statement.execution_options(yield_per=500), query.params).scalars().partitions():
         held = call_log.active_hold_ids(session, [r.id for r in chunk])
         names = _patient_names(actor, chunk)
         for recording in chunk:
             row = _row(recording, zone, held, names)
+            # As a spreadsheet keeps it without an apostrophe in front (ingest/numbers.py).
+            row["number"] = number_for_spreadsheet(recording.external_number, region) or "—"
             writer.writerow([safe_cell(str(row[key] or "")) for key, _heading in columns])
         yield flushed()
 
@@ -190,11 +196,21 @@ def _csv_lines(actor, query, zone, columns):
 # -- linking a call to a patient ------------------------------------------------------------------------
 
 
+# What the reason of each match decision is asked as (the forms share one class).
+REASON_LABELS = {"callrec-undo": "Why is this link wrong?", "callrec-proposal": "Why not"}
+
+
+def _decision_form(prefix):
+    form = MatchDecisionForm(prefix=prefix)
+    form.reason.label.text = REASON_LABELS[prefix]
+    return form
+
+
 def _render_match(actor, recording, form, query, status=200):
     candidates = patient_matching.find_candidates(actor, query) if query else []
     return render_template("callrec/match.html", recording=recording, form=form, query=query,
                            candidates=candidates, matches=patient_matching.matches_of(recording.id),
-                           undo_form=MatchDecisionForm(prefix="callrec-undo"),
+                           undo_form=_decision_form("callrec-undo"),
                            patient_name=_patient_names(actor, [recording]).get(recording.patient_ref),
                            zone=settings_for(actor.practice_ref).zone), status
 
@@ -242,15 +258,24 @@ def _match_or_404(actor, match_id):
     return match, recording_or_404(actor, match.recording_id, Action.MATCH_CALL)
 
 
-def _decide_match(match_id, change, prefix, back):
+def _decide_match(match_id, change, prefix, back, page, reason_needed=None):
+    """Confirm, reject or undo a match. A form that is not valid (a reason missing or too long, an expired
+    token) is a refusal, audited once, and the form comes back with the reason beside its field."""
     actor = current_actor()
     match, recording = _match_or_404(actor, match_id)
     allowed_or_403(actor, Action.MATCH_CALL, recording)
-    form = MatchDecisionForm(prefix=prefix)
+    form = _decision_form(prefix)
+    valid = form.validate_on_submit()
+    if valid and reason_needed and not (form.reason.data or "").strip():
+        form.reason.errors, valid = [*form.reason.errors, reason_needed], False
+    if not valid:
+        db_session().rollback()
+        audit.record(Action.MATCH_CALL, "denied", actor=actor, recording=recording,
+                     reason=(form_errors(form) or FORM_EXPIRED)[:500])
+        db_session().commit()
+        title, submit, back_label = page
+        shown_again(form, FormPage(title, submit, back(recording), back_label, None if reason_needed else ()))
     try:
-        if not form.validate_on_submit():
-            raise MatchError("; ".join(m for ms in form.errors.values() for m in ms)
-                             or "The form has expired: reload the page and try again.")
         change(actor, match, recording, form.reason.data)
     except MatchError as error:
         refused(409, actor, Action.MATCH_CALL, error, recording=recording)
@@ -264,8 +289,9 @@ def undo_match_view(match_id):
         patient_matching.undo_match(actor, match, recording, reason)
         flash("The link was undone: the call has no patient again.", "callrec-success")
 
-    return _decide_match(match_id, undo, "callrec-undo",
-                         lambda r: url_for("callrec.match_page", recording_id=r.id))
+    return _decide_match(match_id, undo, "callrec-undo", lambda r: url_for("callrec.match_page", recording_id=r.id),
+                         ("Undo the link to the patient", "Undo the link", "the call's patient links"),
+                         "Say why the link is wrong.")
 
 
 @blueprint.route("/matches/<int:match_id>/confirm", methods=["POST"])
@@ -275,7 +301,8 @@ def confirm_match_view(match_id):
         patient_matching.confirm_proposal(actor, match, recording)
         flash("Confirmed: the call is now on the patient's record.", "callrec-success")
 
-    return _decide_match(match_id, confirm, "callrec-proposal", lambda r: url_for("callrec.call_log_page"))
+    return _decide_match(match_id, confirm, "callrec-proposal", lambda r: url_for("callrec.call_log_page"),
+                         ("Confirm the proposed patient", "Confirm: this is their call", "the call log"))
 
 
 @blueprint.route("/matches/<int:match_id>/reject", methods=["POST"])
@@ -285,4 +312,6 @@ def reject_match_view(match_id):
         patient_matching.reject_proposal(actor, match, recording, reason)
         flash("Rejected: this call will not be proposed for that patient again.", "callrec-success")
 
-    return _decide_match(match_id, reject, "callrec-proposal", lambda r: url_for("callrec.call_log_page"))
+    return _decide_match(match_id, reject, "callrec-proposal", lambda r: url_for("callrec.call_log_page"),
+                         ("Reject the proposed patient", "Reject", "the call log"),
+                         "Say why this is not the patient's call.")

@@ -17,7 +17,7 @@ from callrec_plugin.identity import current_actor
 from callrec_plugin.models import AuditEvent, Disclosure, DisclosureItem, Export
 from callrec_plugin.roles import MONITORING_ROLES, Action
 from callrec_plugin.forms import CallrecForm
-from callrec_plugin.views import blueprint, login_required, submitted_or_400
+from callrec_plugin.views import FormPage, blueprint, login_required, submitted_or_shown_again
 from callrec_plugin.views.exports import allowed
 from callrec_plugin.views.jobs import queue_unavailable, refuse
 
@@ -37,7 +37,9 @@ class DisclosureForm(CallrecForm):
         SelectChoice(key, label) for key, label in exports.RECIPIENT_KINDS.items()],
         validators=[DataRequired(message="Choose regulator or law enforcement.")])
     legal_basis = TextAreaField("Legal basis", validators=[
-        DataRequired(message="State the legal basis for the disclosure."), Length(max=2000)])
+        DataRequired(message="State the legal basis for the disclosure."), Length(max=2000)],
+        description="For example: UK GDPR Article 6(1)(c) and the Data Protection Act 2018 Schedule 2 paragraph 2 "
+                    "(crime), with the request's date.")
     reference = StringField("Recipient's reference", validators=[
         DataRequired(message="Give the recipient's reference."), Length(max=128)])
     recordings = TextAreaField("Calls to disclose (one recording id or recording page link per line)",
@@ -142,10 +144,11 @@ def disclosure_page(disclosure_id):
                            redis=bool(current_app.config.get("CALLREC_REDIS_URL")))
 
 
-def _decision(disclosure_id, decide):
+def _decision(disclosure_id, decide, title, submit, only=None):
     actor = current_actor()
     form = DecisionForm()
-    submitted_or_400(form)
+    back = url_for("callrec.disclosure_page", disclosure_id=disclosure_id)
+    submitted_or_shown_again(form, FormPage(title, submit, back, "the disclosure", only))
     disclosure = disclosure_or_404(actor, disclosure_id)
     allowed(actor, object_type="disclosure", object_id=disclosure.id)
     try:
@@ -162,7 +165,8 @@ def _decision(disclosure_id, decide):
 @login_required
 def approve_disclosure(disclosure_id):
     actor, disclosure, outcome = _decision(
-        disclosure_id, lambda actor, disclosure, form: exports.approve_disclosure(actor, disclosure))
+        disclosure_id, lambda actor, disclosure, form: exports.approve_disclosure(actor, disclosure),
+        "Approve the disclosure", "Approve the disclosure", only=())
     if not isinstance(outcome, tuple) or len(outcome) != 2 or not isinstance(outcome[0], Export):
         return outcome
     export, job = outcome
@@ -179,7 +183,8 @@ def approve_disclosure(disclosure_id):
 @login_required
 def refuse_disclosure(disclosure_id):
     actor, disclosure, outcome = _decision(
-        disclosure_id, lambda actor, disclosure, form: exports.refuse_disclosure(actor, disclosure, form.reason.data))
+        disclosure_id, lambda actor, disclosure, form: exports.refuse_disclosure(actor, disclosure, form.reason.data),
+        "Refuse the disclosure", "Refuse the disclosure")
     if outcome is not None:
         return outcome
     flash("The disclosure was refused; the register keeps the entry.", "callrec-info")

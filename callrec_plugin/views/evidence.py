@@ -8,7 +8,7 @@ from callrec_plugin.forms import AttachForm, DetachForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import complaint_in_practice, recording_or_404
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
+from callrec_plugin.views import FormPage, allowed_or_403, blueprint, login_required, refused_409, submitted_or_shown_again
 
 ROUTES = {"callrec.attach_call": Action.ATTACH, "callrec.detach_call": Action.ATTACH}
 
@@ -23,13 +23,13 @@ def _complaint_or_404(actor, complaint_ref):
     return complaint
 
 
-def _change(complaint_ref, form, change):
+def _change(complaint_ref, form, change, title, submit):
     actor = current_actor()
     complaint = _complaint_or_404(actor, complaint_ref)
     recording = recording_or_404(actor, form.recording_id.data, Action.ATTACH)
     allowed_or_403(actor, Action.ATTACH, recording, complaint=complaint, object_type="complaint",
                    object_id=complaint_ref)
-    submitted_or_400(form)
+    submitted_or_shown_again(form, FormPage(title, submit, complaint.get("url") or "/", "the complaint"))
     try:
         change(actor, recording, complaint)
     except EvidenceError as refusal:
@@ -48,7 +48,7 @@ def attach_call(complaint_ref):
         link(actor, recording, complaint, form.note.data)
         flash("The call is attached to the complaint as evidence.", "callrec-info")
 
-    return _change(complaint_ref, form, attach)
+    return _change(complaint_ref, form, attach, "Attach the call to the complaint", "Attach")
 
 
 @blueprint.route("/complaints/<complaint_ref>/links/detach", methods=["POST"])
@@ -60,4 +60,4 @@ def detach_call(complaint_ref):
         unlink(actor, recording, complaint, form.reason.data)
         flash("The call is detached from the complaint.", "callrec-info")
 
-    return _change(complaint_ref, form, detach)
+    return _change(complaint_ref, form, detach, "Detach the call from the complaint", "Detach")

@@ -2,7 +2,7 @@
 import sqlalchemy as sa
 from flask import abort, current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
-from wtforms import StringField
+from wtforms import HiddenField
 from wtforms.validators import DataRequired, Length
 
 from callrec_plugin import audit, exports, queueing, subject_access
@@ -15,7 +15,7 @@ from callrec_plugin.playback import audit_tampering_while_streaming, served_from
 from callrec_plugin.policy import authorize, decide
 from callrec_plugin.roles import Action
 from callrec_plugin.forms import CallrecForm
-from callrec_plugin.views import UNREADABLE, blueprint, login_required, unreadable_500
+from callrec_plugin.views import UNREADABLE, FormPage, blueprint, login_required, shown_again, unreadable_500
 from callrec_plugin.views.jobs import REFRESH_SECONDS, queue_unavailable, refresh_header, refuse
 
 ROUTES = {
@@ -37,7 +37,7 @@ PAGE_SIZE = 100
 class SubjectAccessForm(CallrecForm):
     """Build the bundle of a registered subject-access request (the register page's button)."""
 
-    subject_access_id = StringField("Subject access request", validators=[
+    subject_access_id = HiddenField("Subject access request", validators=[
         DataRequired(message="Register the subject access request first, then build its bundle from the register."),
         Length(max=32)])
 
@@ -100,7 +100,8 @@ def request_export():
         audit.record(Action.EXPORT, "denied", actor=actor, object_type="exports", object_id="exports",
                      reason="invalid form: " + "; ".join(m for ms in form.errors.values() for m in ms))
         db_session().commit()
-        return _list_page(actor, form, status=400)
+        shown_again(form, FormPage("Build the subject access bundle", "Build the bundle of the patient's calls",
+                                   url_for("callrec.subject_access_page"), "the subject access register"))
     entry_id = form.subject_access_id.data.strip()
     allowed(actor, object_type="subject_access", object_id=entry_id[:64])
     try:

@@ -18,7 +18,9 @@ from callrec_plugin.practice_settings import settings_for
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import find_recording, patient_in_practice
 from callrec_plugin.state import db_session, get_state
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
+from callrec_plugin.views import (
+    FormPage, allowed_or_403, blueprint, login_required, refused_409, submitted_or_shown_again,
+)
 
 ROUTES = {"callrec.holds_page": Action.HOLD, "callrec.place_hold": Action.HOLD, "callrec.release_hold": Action.RELEASE}
 
@@ -115,7 +117,10 @@ def place_hold():
     allowed_or_403(actor, Action.HOLD, object_type="holds", object_id="place")
     if FIND_BUTTON in request.form:  # "Find": show the patients and calls found; nothing is held
         db_session().rollback()
-        submitted_or_400(ConfirmForm(prefix="callrec-hold"))
+        token = ConfirmForm(prefix="callrec-hold")
+        if not token.validate_on_submit():  # expired: the page says so above the form, the input kept
+            form.csrf_token.errors = token.csrf_token.errors
+            return _render(actor, form, _finder(actor, form), 400)
         return _render(actor, form, _finder(actor, form))
     valid = form.validate_on_submit()
     found = _finder(actor, form)
@@ -148,7 +153,8 @@ def release_hold(hold_id):
         db_session().commit()
         abort(404)
     allowed_or_403(actor, Action.RELEASE, object_type="hold", object_id=str(hold.id))
-    submitted_or_400(ConfirmForm())
+    submitted_or_shown_again(ConfirmForm(), FormPage("Approve the release of the hold", "Approve release",
+                                                     url_for("callrec.holds_page"), "the holds page"))
     try:
         released = approve_group_release(actor, hold)
     except HoldError as refusal:

@@ -15,7 +15,7 @@ from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
 from callrec_plugin.security import render_error
 from callrec_plugin.forms import CallrecForm
-from callrec_plugin.views import blueprint, login_required, submitted_or_400
+from callrec_plugin.views import FormPage, blueprint, login_required, submitted_or_shown_again
 
 JOBS_ACTION = Action.MANAGE_JOBS  # the practice owner and manager
 
@@ -96,7 +96,7 @@ def jobs_page():
 def retry_job(job_id):
     actor = current_actor()
     form = RetryForm()
-    submitted_or_400(form)
+    submitted_or_shown_again(form, FormPage("Retry the job", "Retry", url_for("callrec.jobs_page"), "the jobs page"))
     job = db_session().scalar(visible_jobs(actor).where(Job.id == job_id))
     if job is None:
         audit.record(JOBS_ACTION, "denied", actor=actor, object_type="job", object_id=job_id[:64],

@@ -9,13 +9,15 @@ from callrec_plugin import audit, monitoring_summary, rubric, spot_checks
 from callrec_plugin.forms import ConfirmForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Assessment, Recording
-from callrec_plugin.monitoring_forms import RubricEditForm, SamplingPlanForm
+from callrec_plugin.monitoring_forms import RUBRIC_EDITS, RubricEditForm, SamplingPlanForm
 from callrec_plugin.playback import issue_grant
 from callrec_plugin.policy import authorize, decide
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import recording_or_404
 from callrec_plugin.state import db_session
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused, submitted_or_400
+from callrec_plugin.views import (
+    FormPage, allowed_or_403, blueprint, login_required, refused, shown_again, submitted_or_shown_again,
+)
 
 ROUTES = {
     "callrec.spot_checks_page": Action.ASSESS,
@@ -67,7 +69,8 @@ def open_spot_check(recording_id):
     may_assess = decide(actor, Action.ASSESS, recording)
     if not may_assess:  # one audited refusal; the playback decision below is the audited one otherwise
         refused(403, actor, Action.ASSESS, may_assess.reason, recording=recording)
-    submitted_or_400(ConfirmForm())
+    submitted_or_shown_again(ConfirmForm(), FormPage("Listen for this spot check", "Listen for this spot check",
+                                                     url_for("callrec.spot_checks_page"), "the spot checks"))
     decision = authorize(actor, Action.PLAY, recording, purpose=SPOT_CHECK)
     if not decision:
         abort(403, decision.reason)
@@ -82,13 +85,14 @@ def sampling_plan():
     actor = current_actor()
     form = SamplingPlanForm()
     _allowed(actor, spot_checks.OBJECT_TYPE_PLAN)
-    submitted_or_400(form)
+    page = FormPage("The sampling plan", "Save the plan", url_for("callrec.spot_checks_page"), "the spot checks")
+    submitted_or_shown_again(form, page)
     try:
         spot_checks.save_plan(actor, form.calls_per_staff.data, form.inbound_only.data,
                               float(form.min_duration_seconds.data or 0))
     except spot_checks.SpotCheckError as refusal:
-        db_session().rollback()
-        abort(400, str(refusal))
+        form.calls_per_staff.errors = [*form.calls_per_staff.errors, str(refusal)]
+        shown_again(form, page)
     db_session().commit()
     flash("Sampling plan saved: it applies from the next draw.", "callrec-info")
     return redirect(url_for("callrec.spot_checks_page"))
@@ -112,7 +116,9 @@ def edit_rubric():
     actor = current_actor()
     form = RubricEditForm()
     _allowed(actor, "rubric")
-    submitted_or_400(form)
+    page = FormPage("Change the rubric", RUBRIC_EDITS.get(form.op.data, "Change"), url_for("callrec.rubric_page"),
+                    "the rubric")
+    submitted_or_shown_again(form, page)
     practice, key, label = actor.practice_ref, form.key.data or "", form.label.data or ""
     edits = {
         "add": lambda: rubric.add_criterion(practice, label),
@@ -124,8 +130,8 @@ def edit_rubric():
     try:
         changed = edits[form.op.data]()
     except rubric.RubricError as refusal:
-        db_session().rollback()
-        abort(400, str(refusal))
+        form.label.errors = [*form.label.errors, str(refusal)]
+        shown_again(form, page)
     audit.record("rubric_changed", "done", actor=actor, object_type="rubric", object_id=practice,
                  reason=f"{form.op.data}: {changed.label}"[:500])
     db_session().commit()

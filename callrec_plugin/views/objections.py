@@ -11,7 +11,7 @@ from callrec_plugin.models import PatientObjection, utcnow
 from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import find_recording, patient_in_practice
-from callrec_plugin.views import blueprint, login_required, refused, refused_409, submitted_or_400
+from callrec_plugin.views import FormPage, blueprint, login_required, refused, refused_409, submitted_or_shown_again
 
 ROUTES = {"callrec.record_objection": Action.RECORD_OBJECTION,
           "callrec.withdraw_objection": Action.RECORD_OBJECTION}
@@ -21,16 +21,25 @@ def _about(patient_ref):
     return {"object_type": "patient", "object_id": patient_ref[:64], "patient_ref": patient_ref[:64]}
 
 
-def _patient_allowed(actor, patient_ref, form):
-    """The patient (else an audited 404), the actor allowed (else an audited 403), the form valid (else 400)."""
+def _patient_allowed(actor, patient_ref, form, title, submit):
+    """The patient (else an audited 404), the actor allowed (else an audited 403), the form valid (else
+    shown again, with a way back to the patient's page)."""
     patient = patient_in_practice(actor, patient_ref)
     if patient is None:
         refused(404, actor, Action.RECORD_OBJECTION, "no such patient in the user's practice", **_about(patient_ref))
     decision = authorize(actor, Action.RECORD_OBJECTION, **_about(patient_ref))
     if not decision:
         abort(403, decision.reason)
-    submitted_or_400(form)
+    submitted_or_shown_again(form, FormPage(title, submit, patient.get("url") or "/", "the patient's record"))
     return patient
+
+
+def _call_choices(actor, form):
+    """The call <select> shows the call chosen again if the form comes back (the panel writes its own)."""
+    wanted = form.recording_id.data or ""
+    chosen = find_recording(actor, wanted) if 0 < len(wanted) <= 32 else None
+    form.recording_id.choices = [("", "No particular call")] + (
+        [(chosen.id, chosen.started_at.strftime("%d %b %Y %H:%M"))] if chosen is not None else [])
 
 
 @blueprint.route("/patients/<patient_ref>/objections", methods=["POST"])
@@ -38,7 +47,9 @@ def _patient_allowed(actor, patient_ref, form):
 def record_objection(patient_ref):
     actor = current_actor()
     form = ObjectionForm(prefix="callrec-objection")
-    patient = _patient_allowed(actor, patient_ref, form)
+    _call_choices(actor, form)
+    patient = _patient_allowed(actor, patient_ref, form, "Record that the patient objects to recording",
+                               "Record the objection")
     recording_id = form.recording_id.data or None
     if recording_id and (recording := find_recording(actor, recording_id)) is None:
         refused(404, actor, Action.RECORD_OBJECTION, "no such call in the user's practice", **_about(patient_ref))
@@ -66,7 +77,8 @@ def record_objection(patient_ref):
 def withdraw_objection(patient_ref):
     actor = current_actor()
     form = WithdrawObjectionForm(prefix="callrec-withdraw")
-    patient = _patient_allowed(actor, patient_ref, form)
+    patient = _patient_allowed(actor, patient_ref, form, "Record that the patient withdrew their objection",
+                               "Withdraw the objection")
     objection = db_session().scalar(sa.select(PatientObjection).where(
         PatientObjection.id == _int_or_none(form.objection_id.data), PatientObjection.practice_ref == actor.practice_ref,
         PatientObjection.patient_ref == patient_ref))

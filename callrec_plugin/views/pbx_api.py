@@ -5,7 +5,11 @@ method, the path with its query string as sent, the timestamp, the nonce and the
 body; a nonce is accepted once (a replay is 409). The answer is JSON ``{"record": true|false,
 "reason": …}`` from the ``callrec_should_record`` hook. It sits in the dialplan of every call, so it
 does the least work it can: no audit event (the answer reveals only that a number may not be
-recorded, and the PBX is a system, not a person looking at a record); refusals are logged.
+recorded, and the PBX is a system, not a person looking at a record); refusals are logged, failed
+authentication counted. The practice's existence and the number's normal form are remembered per
+process (pbx_lookups.py); the objections never are. The nonce is written last, in the session's
+transaction of the reads, with one commit: the database sees the objection read (and the host's patient lookup when
+an objection stands in the practice), one INSERT and a COMMIT.
 """
 import datetime as dt
 import random
@@ -15,15 +19,17 @@ import sqlalchemy as sa
 from flask import current_app, jsonify, request
 
 from callrec_plugin.ingest import auth_failures, signing
-from callrec_plugin.ingest.numbers import WITHHELD, InvalidNumber, normalise
+from callrec_plugin.ingest.numbers import WITHHELD, InvalidNumber
 from callrec_plugin.models import ApiNonce, utcnow
-from callrec_plugin.practices import UnknownPractice, check_practice
+from callrec_plugin.pbx_lookups import check_practice_cached, normalised_number
+from callrec_plugin.practices import UnknownPractice
 from callrec_plugin.state import db_session, get_state
 from callrec_plugin.views import blueprint
 
 ROUTES = {"callrec.should_record": None}  # signed with the practice's HMAC secret, not a login
 
 EMPTY_BODY_SHA256 = signing.body_sha256(b"")
+NONCES = ApiNonce.__table__
 # Old nonces are swept on about one request in this many: the sweep is a DELETE the PBX need not wait for each time.
 SWEEP_ONE_IN = 50
 
@@ -35,7 +41,8 @@ class Refusal(Exception):
 
 
 def _signed_practice():
-    """The practice of a correctly signed, fresh, unreplayed request; Refusal otherwise."""
+    """(practice, nonce) of a correctly signed, fresh request; Refusal otherwise. Whether the nonce was
+    seen before is settled by _remember, after the answer's reads."""
     headers = request.headers
     practice_ref = headers.get(signing.HEADER_PRACTICE, "").strip()[:64]
     secret = current_app.config["CALLREC_API_SECRETS"].get(practice_ref) if practice_ref else None
@@ -57,21 +64,23 @@ def _signed_practice():
     if not signing.verify(secret, "GET", path, timestamp, nonce, digest, 0, headers.get(signing.HEADER_SIGNATURE, "")):
         raise Refusal(401, "bad signature: check the shared secret and the canonical string (path with its query)")
     try:
-        check_practice(practice_ref)
+        check_practice_cached(practice_ref)
     except UnknownPractice as exc:
         raise Refusal(401, exc.reason) from None
-    _remember(practice_ref, nonce)
-    return practice_ref
+    return practice_ref, nonce
 
 
 def _remember(practice_ref, nonce):
+    """Record the nonce and commit; Refusal(409) if it was seen before (a replay gets no answer)."""
     session = db_session()
+    # Core on the session's connection (no ORM unit of work or bulk-insert machinery): every call asks.
+    connection = session.connection(bind_arguments={"mapper": ApiNonce})
+    now = utcnow()
     if random.randrange(SWEEP_ONE_IN) == 0:
         window = dt.timedelta(seconds=2 * current_app.config["CALLREC_API_MAX_SKEW_SECONDS"])
-        session.execute(sa.delete(ApiNonce).where(ApiNonce.seen_at < utcnow() - window))
+        connection.execute(NONCES.delete().where(NONCES.c.seen_at < now - window))
     try:
-        # A plain INSERT (no ORM unit of work): this sits in the dialplan of every call.
-        session.execute(sa.insert(ApiNonce).values(practice_ref=practice_ref, nonce=nonce, seen_at=utcnow()))
+        connection.execute(NONCES.insert(), {"practice_ref": practice_ref, "nonce": nonce, "seen_at": now})
         session.commit()
     except sa.exc.IntegrityError:
         session.rollback()
@@ -81,7 +90,7 @@ def _remember(practice_ref, nonce):
 def answer(practice_ref, number_text):
     """(record, reason) for a number as the phone system gives it."""
     try:
-        number = normalise(number_text, current_app.config["CALLREC_PHONE_REGION"])
+        number = normalised_number(number_text, current_app.config["CALLREC_PHONE_REGION"])
     except InvalidNumber as exc:
         raise Refusal(400, f"number: {exc.reason}") from None
     if number == WITHHELD:
@@ -97,10 +106,11 @@ def answer(practice_ref, number_text):
 @blueprint.route("/api/should-record", methods=["GET"])
 def should_record():
     try:
-        practice_ref = _signed_practice()
+        practice_ref, nonce = _signed_practice()
         if "number" not in request.args:
             raise Refusal(400, "give the caller's number: ?number=…")
         record, reason = answer(practice_ref, request.args.get("number", ""))
+        _remember(practice_ref, nonce)
     except Refusal as refusal:
         db_session().rollback()
         if refusal.status == 401:  # counted and logged rate-limited, never audited (auth_failures.py)

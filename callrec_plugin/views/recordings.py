@@ -162,6 +162,9 @@ def create_grant(recording_id):
     issue_grant(actor, recording, action, purpose, complaint_ref, justification, decision.event.seq)
     db_session().commit()
     get_state().pm.hook.callrec_recording_played(recording_id=recording.id, user_ref=actor.ref, purpose=purpose)
+    if action == Action.DOWNLOAD:
+        # One step: the browser follows to the file (an attachment, so the page stays where it is).
+        return redirect(url_for("callrec.recording_download", recording_id=recording.id))
     flash(f"You may listen for the purpose: {PURPOSES[purpose]}.", "callrec-info")
     return redirect(url_for("callrec.recording_page", recording_id=recording.id) + "#player")
 

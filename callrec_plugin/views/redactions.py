@@ -8,12 +8,12 @@ from fractions import Fraction
 from importlib.resources import files
 
 from flask import Response, flash, redirect, url_for
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from callrec_plugin import audit, redaction, silencing
+from callrec_plugin.forms import CallrecForm
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import RecordingStatus
 from callrec_plugin.policy import ACTION_ROLES
@@ -22,7 +22,8 @@ from callrec_plugin.scoping import recording_or_404
 from callrec_plugin.state import db_session
 from callrec_plugin.visibility import Field, may_see
 from callrec_plugin.views import (
-    UNREADABLE, allowed_or_403, blueprint, login_required, refused, refused_409, submitted_or_400, unreadable_500,
+    UNREADABLE, FormPage, allowed_or_403, blueprint, login_required, refused, refused_409, shown_again,
+    submitted_or_shown_again, unreadable_500,
 )
 
 ROUTES = {
@@ -34,7 +35,7 @@ ROUTES = {
 _SCRIPT = files("callrec_plugin.templates").joinpath("callrec/player.js")
 
 
-class RedactionForm(FlaskForm):
+class RedactionForm(CallrecForm):
     start = StringField("From (minutes:seconds, e.g. 1:05.5)", validators=[InputRequired(), Length(max=20)])
     end = StringField("To (minutes:seconds)", validators=[InputRequired(), Length(max=20)])
     reason = SelectField("Why", choices=[SelectChoice(k, v) for k, v in redaction.REASONS.items()], validators=[InputRequired()])
@@ -42,7 +43,7 @@ class RedactionForm(FlaskForm):
                            "can read", validators=[DataRequired("Tick the box to confirm the redaction.")])
 
 
-class CardPaymentForm(FlaskForm):
+class CardPaymentForm(CallrecForm):
     pass
 
 
@@ -102,7 +103,11 @@ def _unredacted_card_payments():
 
 
 def _back(recording, anchor="callrec-redactions"):
-    return redirect(url_for("callrec.recording_page", recording_id=recording.id) + f"#{anchor}")
+    return redirect(_page_of(recording, anchor))
+
+
+def _page_of(recording, anchor="callrec-redactions"):
+    return url_for("callrec.recording_page", recording_id=recording.id) + f"#{anchor}"
 
 
 @blueprint.route("/recordings/<recording_id>/redactions", methods=["POST"])
@@ -114,12 +119,18 @@ def redact_recording(recording_id):
     if recording.status != RecordingStatus.ACTIVE:
         refused(404, actor, Action.REDACT, "the recording has been purged", recording=recording)
     allowed_or_403(actor, Action.REDACT, recording)
-    submitted_or_400(form)
+    page = FormPage("Redact part of the call", "Redact this range", _page_of(recording), "the call's page")
+    submitted_or_shown_again(form, page)
     try:
         intervals = silencing.parse_intervals([(parse_clock(form.start.data), parse_clock(form.end.data))])
         redaction.plan_for(recording, intervals)  # refuses MP3 and Ogg before anything is decided
     except ValueError as exc:
-        refused(400, actor, Action.REDACT, f"invalid range: {exc}", recording=recording)
+        # A refusal like any other (audited once), then the form again with the reason beside the times.
+        db_session().rollback()
+        audit.record(Action.REDACT, "denied", actor=actor, recording=recording, reason=f"invalid range: {exc}")
+        db_session().commit()
+        form.end.errors = [*form.end.errors, f"Not a range of this call: {exc}."]
+        shown_again(form, page)
     except silencing.SilencingRefused as refusal:
         refused_409(actor, Action.REDACT, refusal.reason, recording=recording)
     except UNREADABLE as damage:
@@ -152,7 +163,8 @@ def flag_card_payment(recording_id):
     if recording.status != RecordingStatus.ACTIVE:
         refused(404, actor, Action.FLAG_CARD_PAYMENT, "the recording has been purged", recording=recording)
     allowed_or_403(actor, Action.FLAG_CARD_PAYMENT, recording)
-    submitted_or_400(form)
+    submitted_or_shown_again(form, FormPage("Card payment", "A card payment was taken on this call",
+                                            _page_of(recording, "callrec-card-payment"), "the call's page"))
     if redaction.flag_card_payment(recording, actor):
         audit.record("card_payment_flagged", "done", actor=actor, recording=recording,
                      reason="a card payment was taken on this call: to be redacted by the owner or manager")

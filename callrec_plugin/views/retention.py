@@ -7,7 +7,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from callrec_plugin import audit, clock, training_library
 from callrec_plugin import retention_report as report
 from callrec_plugin.charts import bar_chart
-from callrec_plugin.erasure import RetentionError, approve_erasure, request_erasure
+from callrec_plugin.people import display_name
+from callrec_plugin.erasure import RetentionError, approval_refusal, approve_erasure, request_erasure
 from callrec_plugin.extensions import extend, extension_cap, reason_label
 from callrec_plugin.forms import ConfirmForm, ErasureForm, ExtendRetentionForm, TrainingForm
 from callrec_plugin.import_runs import plaintext_left_on_pbx
@@ -19,7 +20,9 @@ from callrec_plugin.retention import local_to_utc
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import patient_in_practice, recording_or_404
 from callrec_plugin.state import db_session
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused_409, submitted_or_400
+from callrec_plugin.views import (
+    FormPage, allowed_or_403, blueprint, login_required, refused_409, submitted_or_shown_again,
+)
 
 ROUTES = {
     "callrec.retention_page": Action.VIEW_RETENTION,
@@ -55,11 +58,22 @@ def retention_page():
         holds_by_kind=holds_by_kind,
         holds_chart=bar_chart(holds_by_kind, "Active holds by kind", horizontal=True, empty_text="No active holds."),
         erasures=pending_erasures, confirm=ConfirmForm(), may_change=decide(actor, Action.CHANGE_RETENTION).allowed,
+        erasure_refusal=lambda erasure: approval_refusal(actor, erasure),
+        person_name=lambda ref: display_name(actor.practice_ref, ref),
         pbx_originals=plaintext_left_on_pbx(actor.practice_ref))
 
 
 def _back(recording):
-    return redirect(url_for("callrec.recording_page", recording_id=recording.id) + "#callrec-retention")
+    return redirect(_page_of(recording))
+
+
+def _page_of(recording):
+    return url_for("callrec.recording_page", recording_id=recording.id) + "#callrec-retention"
+
+
+def _again(recording, title, submit):
+    """Where an invalid form of the recording page's "Manage this call" section is shown again."""
+    return FormPage(title, submit, _page_of(recording), "the call's page")
 
 
 @blueprint.route("/recordings/<recording_id>/retention", methods=["POST"])
@@ -69,7 +83,7 @@ def extend_retention_view(recording_id):
     form = ExtendRetentionForm(prefix="callrec-extend")
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
-    submitted_or_400(form)
+    submitted_or_shown_again(form, _again(recording, "Keep the call longer", "Keep longer"))
     # Kept to the end of the chosen day on the practice's calendar.
     day_end = dt.datetime.combine(form.retain_until.data + dt.timedelta(days=1), dt.time())
     zone = settings_for(recording.practice_ref).zone
@@ -93,7 +107,8 @@ def request_erasure_view(recording_id):
     form = ErasureForm(prefix="callrec-erasure")
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
-    submitted_or_400(form)
+    submitted_or_shown_again(form, _again(recording, "Request erasure of the call",
+                                          "Request erasure (a second person must approve)"))
     try:
         request_erasure(actor, recording, form.reason.data)
     except RetentionError as refusal:
@@ -116,7 +131,8 @@ def approve_erasure_view(request_id):
         abort(404)
     recording = recording_or_404(actor, erasure.recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
-    submitted_or_400(ConfirmForm())
+    submitted_or_shown_again(ConfirmForm(), FormPage("Approve the erasure", "Approve erasure",
+                                                     url_for("callrec.retention_page"), "the retention page"))
     try:
         approve_erasure(actor, erasure, recording)
     except RetentionError as refusal:
@@ -133,7 +149,8 @@ def training_approval(recording_id):
     form = TrainingForm(prefix="callrec-training")
     recording = recording_or_404(actor, recording_id, Action.APPROVE_TRAINING)
     allowed_or_403(actor, Action.APPROVE_TRAINING, recording)
-    submitted_or_400(form)
+    submitted_or_shown_again(form, _again(recording, "Training use of the call", "Propose for training"
+                                          if form.approve.data == "yes" else "Take out of the training library"))
     # Proposing asks the member of staff on the call; only their consent puts it in the library.
     try:
         if form.approve.data == "yes":

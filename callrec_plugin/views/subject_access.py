@@ -8,9 +8,12 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from callrec_plugin import audit, subject_access
 from callrec_plugin.forms import CallrecForm
+from callrec_plugin.hold_groups import patient_names
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import utcnow
+from callrec_plugin.patient_matching import find_candidates
 from callrec_plugin.roles import Action
+from callrec_plugin.scoping import patient_in_practice
 from callrec_plugin.state import db_session
 from callrec_plugin.views import blueprint, form_errors, login_required
 from callrec_plugin.views.exports import SubjectAccessForm, allowed
@@ -24,8 +27,8 @@ ROUTES = {
 
 
 class RegisterForm(CallrecForm):
-    patient_ref = StringField("Patient reference (as in the patient record)", validators=[
-        DataRequired(message="Give the patient's reference."), Length(max=64)])
+    patient_ref = StringField("Patient (their name, or the reference in their record)", validators=[
+        DataRequired(message="Name the patient."), Length(max=100)])
     received_on = DateField("Date the request was received", validators=[
         DataRequired(message="Give the date the request was received (YYYY-MM-DD).")])
     identity_method = TextAreaField("How the requester's identity was verified", validators=[
@@ -52,10 +55,26 @@ def _entry_or_404(actor, entry_id):
     return entry
 
 
+def _patient_named(actor, form):
+    """The patient the person named: a reference of their practice, or what finds exactly one patient
+    through the host's search (a name, a date of birth). None, with the reason beside the field, else."""
+    text = form.patient_ref.data.strip()
+    if patient_in_practice(actor, text) is not None:
+        return text
+    matches = find_candidates(actor, text)
+    if len(matches) == 1:
+        return str(matches[0]["ref"])
+    form.patient_ref.errors = [*form.patient_ref.errors, (
+        f"{len(matches)} patients match: give the full name and date of birth, or the reference in the record."
+        if matches else "No patient of your practice matches this.")]
+    return None
+
+
 def _register_page(actor, form, status=200, error=None):
     today = utcnow().date()
     entries = subject_access.register_entries(actor)
     return render_template("callrec/subject_access.html", entries=entries, form=form, error=error, today=today,
+                           patient_names=patient_names(e.patient_ref for e in entries),
                            overdue={e.id for e in entries if subject_access.is_overdue(e, today)},
                            days_left=lambda e: subject_access.days_left(e, today)), status
 
@@ -79,7 +98,12 @@ def register_subject_access():
                      reason=f"invalid form: {form_errors(form)}"[:500])
         db_session().commit()
         return _register_page(actor, form, 400)
-    patient_ref = form.patient_ref.data.strip()
+    patient_ref = _patient_named(actor, form)
+    if patient_ref is None:
+        audit.record("subject_access_registered", "denied", actor=actor, object_type="subject_access",
+                     object_id="register", reason=f"no single patient found: {form.patient_ref.errors[-1]}"[:500])
+        db_session().commit()
+        return _register_page(actor, form, 404)
     allowed(actor, object_type="subject_access", object_id="register", patient_ref=patient_ref)
     try:
         entry = subject_access.register(
@@ -100,6 +124,7 @@ def _entry_page(actor, entry, extend_form, status=200, error=None):
     today = utcnow().date()
     return render_template("callrec/subject_access_entry.html", entry=entry, extend_form=extend_form,
                            build_form=SubjectAccessForm(), error=error,
+                           patient_name=patient_names([entry.patient_ref]).get(entry.patient_ref, entry.patient_ref),
                            bundles=subject_access.bundles_of(entry), actor=actor,
                            overdue=subject_access.is_overdue(entry, today),
                            days_left=subject_access.days_left(entry, today),

@@ -12,7 +12,9 @@ from callrec_plugin.policy import authorize, decide
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import recording_or_404
 from callrec_plugin.state import db_session
-from callrec_plugin.views import allowed_or_403, blueprint, login_required, refused, refused_409, submitted_or_400
+from callrec_plugin.views import (
+    FormPage, allowed_or_403, blueprint, login_required, refused, refused_409, submitted_or_shown_again,
+)
 
 ROUTES = {
     "callrec.training_library_page": Action.VIEW_TRAINING_LIBRARY,
@@ -49,7 +51,8 @@ def training_listen(recording_id):
     may_use_library = decide(actor, Action.VIEW_TRAINING_LIBRARY, recording)
     if not may_use_library:  # one audited refusal; the playback decision below is the audited one otherwise
         refused(403, actor, Action.PLAY, may_use_library.reason, recording=recording, purpose=TRAINING)
-    submitted_or_400(ConfirmForm())
+    submitted_or_shown_again(ConfirmForm(), FormPage("Listen to a training call", "Listen",
+                                                     url_for("callrec.training_library_page"), "the training library"))
     if not recording.approved_for_training:
         refused(403, actor, Action.PLAY, "the call is not in the training library", recording=recording,
                 purpose=TRAINING)
@@ -74,7 +77,10 @@ def answer_training_request(recording_id):
         # The same answer as a missing call: a request about someone else's call is not theirs to know of.
         refused(404, actor, "training_consent", "only the member of staff on the call may answer",
                 recording=recording)
-    submitted_or_400(form)
+    # The answer is the button pressed: shown again (an expired form), the same buttons come back.
+    submitted_or_shown_again(form, FormPage("Answer the training request", [
+        {"label": choice.label, "name": "decision", "value": choice.value} for choice in form.decision.choices],
+        url_for("callrec.assessments_page") + "#training-requests", "your call assessments"))
     try:
         consent = training_library.answer(actor, recording, form.decision.data)
     except training_library.TrainingError as refusal:

@@ -52,19 +52,27 @@ def callrec_practice_ref(user):
     return staff.practice_id
 
 
+# Built once: callrec asks this for every call stored and for every should-record question the phone
+# system sends before it records, so composing the statement each time would cost more than running it.
+# Core columns, not ORM entities: the answer is a list of ids, and no ORM object is needed to give it.
+_PHONES, _PATIENTS = PatientPhone.__table__.c, Patient.__table__.c
+_PATIENTS_WITH_NUMBER = (
+    db.select(_PATIENTS.id)
+    .join_from(Patient.__table__, PatientPhone.__table__, _PHONES.patient_id == _PATIENTS.id)
+    .where(_PHONES.e164 == db.bindparam("number"), _PATIENTS.practice_id == db.bindparam("practice"))
+    .distinct()
+    .limit(2)
+)
+
+
 @hookimpl
 def callrec_resolve_patient(phone_e164, practice_ref, started_at):
     """The patient of this practice with this number; None if none, or if several share it (a family
     landline): a call is never attributed to a guessed patient."""
     if not phone_e164 or practice_ref is None:
         return None
-    refs = db.session.scalars(
-        db.select(Patient.id)
-        .join(PatientPhone, PatientPhone.patient_id == Patient.id)
-        .where(PatientPhone.e164 == phone_e164, Patient.practice_id == str(practice_ref))
-        .distinct()
-        .limit(2)
-    ).all()
+    refs = db.session.connection().execute(
+        _PATIENTS_WITH_NUMBER, {"number": phone_e164, "practice": str(practice_ref)}).scalars().all()
     return refs[0] if len(refs) == 1 else None
 
 

@@ -106,6 +106,12 @@ CLOSING = "goodbye"
 
 DAYS_SPAN = 212  # about seven months, so some calls are past the six-month retention
 
+# One long call (a patient going through a treatment plan on the phone), so that a player has
+# something to seek far into: more than the part a browser buffers ahead of the playhead.
+LONG_CALL_SOURCE_REF = "demo-p1-long"
+LONG_CALL_MINUTES = 11
+LONG_CALL_PAUSE_SECONDS = 1.0  # between two clips, as between two people speaking
+
 
 def demo_logins():
     """The demo logins for the sign-in page and the README."""
@@ -293,16 +299,27 @@ class ClipBank:
         if not self.frames:
             raise FileNotFoundError(f"no WAV clips in {directory}: run examples/practice_host/make_audio.sh")
 
-    def call_audio(self, names):
+    def call_audio(self, names, pause_seconds=0.0):
         buffer = io.BytesIO()
+        silence = self._silence(pause_seconds)
         with wave.open(buffer, "wb") as out:
             out.setnchannels(self.params.nchannels)
             out.setsampwidth(self.params.sampwidth)
             out.setframerate(self.params.framerate)
-            for name in names:
+            for index, name in enumerate(names):
+                if index and silence:
+                    out.writeframes(silence)
                 out.writeframes(self.frames[name])
         buffer.seek(0)
         return buffer
+
+    def seconds(self, name):
+        return len(self.frames[name]) / (self.params.framerate * self.params.sampwidth * self.params.nchannels)
+
+    def _silence(self, seconds):
+        """Digital silence in the clips' format (8-bit PCM is unsigned: silence is 0x80, not 0)."""
+        frames = int(seconds * self.params.framerate) * self.params.nchannels
+        return (b"\x80" if self.params.sampwidth == 1 else b"\x00" * self.params.sampwidth) * frames
 
 
 def seed_calls(count=300, echo=print, now=None):
@@ -348,7 +365,50 @@ def seed_calls(count=300, echo=print, now=None):
     echo("  " + ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items())))
     _link_and_hold(calls, recording_ids, now, echo)
     _card_payments(calls, recording_ids, now, echo)
-    return outcomes.get("imported", 0)
+    imported = outcomes.get("imported", 0) + _long_call(calls, bank, now, echo)
+    return imported
+
+
+def long_call_clips(bank, minutes=LONG_CALL_MINUTES):
+    """The clips of the long call: an opening, the middles over and over, a closing; at least ``minutes``
+    long with the pauses between them."""
+    clips, length = [OPENINGS["inbound"]], bank.seconds(OPENINGS["inbound"])
+    middles = iter(MIDDLES * (60 * minutes))
+    while length < 60 * minutes:
+        clips.append(next(middles))
+        length += bank.seconds(clips[-1]) + LONG_CALL_PAUSE_SECONDS
+    return clips + [CLOSING]
+
+
+def _long_call(calls, bank, now, echo):
+    """Ingest the one long call (after the planned ones, so that their numbering, dates and links stay
+    as they are), for a patient of p1 with the fewest calls and no complaint. Returns 1 if imported."""
+    from callrec_plugin.ingest import IngestError, ingest_audio
+
+    practice = db.session.get(Practice, "p1")
+    complainants = {c.patient_id for c in db.session.scalars(sa.select(Complaint))}
+    counts = {}
+    for call in calls:
+        if call.patient_ref:
+            counts[call.patient_ref] = counts.get(call.patient_ref, 0) + 1
+    candidates = [p for p in db.session.scalars(sa.select(Patient).where(Patient.practice_id == "p1")
+                                                .options(sa.orm.selectinload(Patient.phones)).order_by(Patient.id))
+                  if p.id not in complainants and p.id != OBJECTING_PATIENT and p.id not in SHARED_LANDLINE]
+    patient = min(candidates, key=lambda p: counts.get(p.id, 0))
+    staff = db.session.scalar(sa.select(Staff).where(Staff.username == "reception"))
+    started_at = _office_hours((now - dt.timedelta(days=3)).replace(tzinfo=None), random.Random(RANDOM_SEED + 2))
+    try:
+        result = ingest_audio(
+            bank.call_audio(long_call_clips(bank), pause_seconds=LONG_CALL_PAUSE_SECONDS),
+            practice_ref="p1", started_at=started_at.replace(tzinfo=dt.timezone.utc), direction="inbound",
+            from_number=patient.phones[0].e164, to_number=practice.phone_e164, source=SOURCE,
+            source_ref=LONG_CALL_SOURCE_REF, staff_extension=staff.extension, disposition="ANSWERED",
+        )
+    except IngestError as exc:
+        echo(f"  {LONG_CALL_SOURCE_REF} refused: {exc}")
+        return 0
+    echo(f"  one long call ({LONG_CALL_MINUTES}+ minutes) for {patient.first_name} {patient.last_name}")
+    return 1 if result.status == "imported" else 0
 
 
 def _card_payments(calls, recording_ids, now, echo):
@@ -404,11 +464,12 @@ def _link_and_hold(calls, recording_ids, now, echo):
         hold = Hold(
             recording_id=recording_id, practice_ref=complaint.practice_id, kind=HoldKind.COMPLAINT,
             complaint_ref=complaint.id, reason=f"Evidence for complaint {complaint.id}: {complaint.title}",
-            placed_by_ref=linker.ref, placed_at=linked_at,
+            placed_by_ref=linker.ref, placed_by_name=linker.full_name, placed_at=linked_at,
         )
         if complaint.status == "closed":  # held while the complaint was open
             hold.released_at = aware(complaint.closed_at)
             hold.released_by_ref = (complaint.closed_by or linker).ref
+            hold.released_by_name = (complaint.closed_by or linker).full_name
         db.session.add(hold)
         holds += 1
 
@@ -423,7 +484,8 @@ def _link_and_hold(calls, recording_ids, now, echo):
             recording_id=recording_ids[call.source_ref], practice_ref="p1", kind=HoldKind.INVESTIGATION,
             reason="Caller was abusive and threatened reception staff; kept while the practice decides "
                    "whether to report it to the police.",
-            placed_by_ref=staff["owner"].ref, placed_at=call.started_at + dt.timedelta(hours=3),
+            placed_by_ref=staff["owner"].ref, placed_by_name=staff["owner"].full_name,
+            placed_at=call.started_at + dt.timedelta(hours=3),
         ))
         holds += 1
 

@@ -1,7 +1,14 @@
-/* callrec's player timeline: moves the playhead, seeks on a click, says when playback is in a silenced range.
+/* callrec's player timeline: moves the playhead, seeks on a click, shows the position, says when playback is in a silenced range.
    Served from callrec itself (no CDN); the timeline is drawn by the page without it. */
 (function () {
   "use strict";
+  // Whole seconds truncated, as formatting.duration_text writes them on the pages and as the browser's own
+  // player shows them: 12.9 s is 0:12 everywhere.
+  function clock(seconds) {
+    var whole = Math.max(0, Math.floor(seconds || 0));
+    var rest = whole % 60;
+    return Math.floor(whole / 60) + ":" + (rest < 10 ? "0" : "") + rest;
+  }
   function setUp(box) {
     var section = box.closest("section") || document;
     var audio = section.querySelector("audio");
@@ -10,6 +17,9 @@
     var now = box.querySelector(".callrec-timeline-now");
     var marks = Array.prototype.slice.call(box.querySelectorAll(".callrec-redacted"));
     if (!audio || !svg || !head) { return; }
+    var time = document.createElement("p");
+    time.className = "callrec-timeline-time";
+    box.appendChild(time);
     function total() {
       return isFinite(audio.duration) && audio.duration > 0 ? audio.duration : parseFloat(box.dataset.duration) || 0;
     }
@@ -21,6 +31,7 @@
       var x = length ? Math.min(1000, 1000 * audio.currentTime / length) : 0;
       head.setAttribute("x1", x.toFixed(1));
       head.setAttribute("x2", x.toFixed(1));
+      time.textContent = clock(audio.currentTime) + " of " + clock(length);
       var silenced = inside(audio.currentTime);
       if (now) {
         now.hidden = !silenced;
@@ -34,7 +45,7 @@
         audio.currentTime = Math.max(0, Math.min(length, length * (event.clientX - box2.left) / box2.width));
       }
     });
-    ["timeupdate", "seeked", "loadedmetadata"].forEach(function (name) { audio.addEventListener(name, draw); });
+    ["timeupdate", "seeked", "loadedmetadata", "durationchange"].forEach(function (name) { audio.addEventListener(name, draw); });
     draw();
   }
   document.querySelectorAll(".callrec-timeline").forEach(setUp);

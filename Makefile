@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 CALLREC_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CALLREC_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# The PostgreSQL pass runs beside the SQLite pass, so it keeps its RQ queues and counters in a Redis
+# database of its own.
+CALLREC_TEST_REDIS_URL_POSTGRES ?= redis://127.0.0.1:6379/14
 DEMO := $(BIN)/flask --app examples.practice_host
 export CALLREC_TEST_REDIS_URL
 
@@ -25,7 +28,11 @@ $(VENV)/.installed-demo: $(BIN)/python setup.cfg pyproject.toml
 services: $(VENV)/.installed-test
 	CALLREC_TEST_DATABASE_URL=$(CALLREC_TEST_DATABASE_URL) $(BIN)/python -m tests.services postgres redis
 
-test: services test-sqlite test-postgres
+# The two passes run at once, one core each (they share no database, no Redis database and no port);
+# each pass's output is printed whole when it ends, so a failure reads as it would alone.
+test: services
+	@echo "== callrec tests: the SQLite and PostgreSQL passes run side by side; each prints when it ends =="
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.installed-test
 	@echo "== callrec tests on SQLite =="
@@ -35,7 +42,8 @@ test-sqlite: $(VENV)/.installed-test
 # the wheel) use no database at all: the SQLite pass runs them, the PostgreSQL pass need not again.
 test-postgres: $(VENV)/.installed-test
 	@echo "== callrec tests on PostgreSQL ($(CALLREC_TEST_DATABASE_URL)) =="
-	CALLREC_TEST_DATABASE_URL=$(CALLREC_TEST_DATABASE_URL) $(BIN)/python -m pytest -m "not browser and not no_database"
+	CALLREC_TEST_DATABASE_URL=$(CALLREC_TEST_DATABASE_URL) CALLREC_TEST_REDIS_URL=$(CALLREC_TEST_REDIS_URL_POSTGRES) \
+	  $(BIN)/python -m pytest -m "not browser and not no_database"
 
 demo: $(VENV)/.installed-demo
 	$(DEMO) init-db

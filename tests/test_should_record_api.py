@@ -1,4 +1,5 @@
 """GET /callrec/api/should-record: the phone system asks before recording, signed like the ingest API."""
+import datetime as dt
 import time
 
 import pytest
@@ -131,11 +132,14 @@ def test_an_objection_written_by_another_process_counts_at_the_next_answer(app, 
     assert ask(client, "07700900001").json["record"] is True
 
 
-def test_an_answer_costs_callrec_two_statements_and_writes_no_audit_event(app, db_session, login):
+def test_an_answer_costs_callrec_two_statements_and_writes_no_audit_event(app, db_session, login, monkeypatch):
     """The practice's standing objections, and the nonce; the host's patient lookup comes on top only
     while an objection stands in the practice. The practice's existence is remembered, not asked again."""
     from callrec_plugin.models import AuditEvent
+    from callrec_plugin.views import pbx_api
     from tests.statements import count_statements
+
+    monkeypatch.setattr(pbx_api, "sweep_due", lambda: False)  # the one-in-50 sweep is counted in its own test
 
     client = app.test_client()
     ask(client, "07700900001")
@@ -150,6 +154,40 @@ def test_an_answer_costs_callrec_two_statements_and_writes_no_audit_event(app, d
         assert ask(client, "07700900001").json["record"] is False
     assert len(statements) == 4
     assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == audit_rows
+
+
+def test_about_one_answer_in_fifty_also_deletes_nonces_too_old_to_replay(app, db_session, monkeypatch):
+    """The sweep is one DELETE of nonces older than twice the allowed clock skew; fresh nonces stay."""
+    from callrec_plugin.models import utcnow
+    from callrec_plugin.views import pbx_api
+    from tests.statements import count_statements
+
+    skew = app.config["CALLREC_API_MAX_SKEW_SECONDS"]
+    db_session.add_all([ApiNonce(practice_ref="pA", nonce="old-nonce-0000000001",
+                                 seen_at=utcnow() - dt.timedelta(seconds=2 * skew + 5)),
+                        ApiNonce(practice_ref="pA", nonce="fresh-nonce-00000001",
+                                 seen_at=utcnow() - dt.timedelta(seconds=skew))])
+    db_session.commit()
+    client = app.test_client()
+    monkeypatch.setattr(pbx_api, "sweep_due", lambda: False)
+    assert ask(client, "07700900001").json["record"] is True
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(ApiNonce)) == 3
+    monkeypatch.setattr(pbx_api, "sweep_due", lambda: True)
+    with count_statements(app, only="callrec_api_nonces") as statements:
+        assert ask(client, "07700900002").json["record"] is True
+    assert [s.split()[0] for s in statements] == ["DELETE", "INSERT"]
+    left = set(db_session.scalars(sa.select(ApiNonce.nonce)))
+    assert "old-nonce-0000000001" not in left and "fresh-nonce-00000001" in left and len(left) == 3
+
+
+def test_the_sweep_is_due_on_about_one_request_in_fifty():
+    import random
+
+    from callrec_plugin.views import pbx_api
+
+    random.seed(7)
+    due = sum(pbx_api.sweep_due() for _ in range(50_000))
+    assert 800 < due < 1200  # 1,000 expected
 
 
 class SwitchablePractices:

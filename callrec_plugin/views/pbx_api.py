@@ -34,6 +34,11 @@ NONCES = ApiNonce.__table__
 SWEEP_ONE_IN = 50
 
 
+def sweep_due():
+    """True on about one request in SWEEP_ONE_IN: this request also deletes nonces too old to replay."""
+    return random.randrange(SWEEP_ONE_IN) == 0
+
+
 class Refusal(Exception):
     def __init__(self, status, reason):
         super().__init__(reason)
@@ -76,7 +81,7 @@ def _remember(practice_ref, nonce):
     # Core on the session's connection (no ORM unit of work or bulk-insert machinery): every call asks.
     connection = session.connection(bind_arguments={"mapper": ApiNonce})
     now = utcnow()
-    if random.randrange(SWEEP_ONE_IN) == 0:
+    if sweep_due():
         window = dt.timedelta(seconds=2 * current_app.config["CALLREC_API_MAX_SKEW_SECONDS"])
         connection.execute(NONCES.delete().where(NONCES.c.seen_at < now - window))
     try:

@@ -59,7 +59,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 
 # Mutation testing of the critical functions (tests/mutation.py CRITICAL, setup.cfg [mutmut]); not part
-# of `make test`. Mutates the last commit (--from-head) in a copy in $(MUTATE_DIR), one child process, for
+# of `make test`. Mutates the last commit (--from-head) in a copy in $(MUTATE_DIR), one child process
+# (MUTATE_CHILDREN=2: both cores, about 35 minutes for the whole scope), for
 # at most $(MUTATE_MINUTES) minutes; the kill rate and every survivor go to docs/reliability.md by hand.
 # MUTANTS='callrec_plugin.policy.x_decide__mutmut_*' narrows it; MUTATE_FLAGS=--keep resumes a run.
 MUTATE_MINUTES ?= 120

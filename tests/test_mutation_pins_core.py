@@ -195,6 +195,26 @@ def test_an_append_holds_sqlites_write_lock_until_its_transaction_ends(app, db_s
             other.dispose()
 
 
+def test_the_chain_lock_is_sqlites_write_lock_taken_before_the_head_is_read(app, db_session):
+    """Nothing written yet: without BEGIN IMMEDIATE, pysqlite would read the head outside any lock."""
+    if db_session.get_bind().dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock (PostgreSQL's advisory lock: tests/test_audit_concurrency.py)")
+    with app.app_context():
+        db_session.commit()
+        audit._lock_chain(db_session)
+        other = sa.create_engine(db_session.get_bind().url, connect_args={"timeout": 0})
+        try:
+            with pytest.raises(sa.exc.OperationalError, match="locked"):
+                with other.begin() as connection:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+            db_session.rollback()
+            with other.connect() as connection:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                connection.exec_driver_sql("ROLLBACK")
+        finally:
+            other.dispose()
+
+
 def test_verify_against_a_checkpoint_names_deleted_and_rewritten_events(app, db_session):
     with app.app_context():
         for number in range(4):
@@ -307,6 +327,19 @@ def test_placing_a_hold_is_audited_per_call_and_checks_its_kind_and_reason(app, 
     assert holds.lock_active([]) == [] and holds.lock_active([purged]) == []
 
 
+def test_a_hold_is_placed_at_callrecs_time(app, db_session, monkeypatch):
+    """Retention runs on callrec's clock (clock.now), which tests and a replayed schedule move: a hold
+    placed then is dated then, not at the machine's time."""
+    from callrec_plugin import clock
+
+    call = add_recording(db_session)
+    monkeypatch.setattr(clock, "now", lambda: T0)
+    (hold,) = holds.place_holds(OWNER, [call], HoldKind.INVESTIGATION, "check")
+    db_session.commit()
+    db_session.expire_all()
+    assert db_session.get(Hold, hold.id).placed_at == T0
+
+
 def test_a_two_approver_hold_needs_a_second_different_person_and_both_are_audited(app, db_session):
     changes = HoldChanges()
     get_state(app).pm.register(changes, name="hold_changes")
@@ -403,6 +436,66 @@ def test_the_purge_run_releases_holds_of_complaints_the_host_reports_closed_in_t
     assert [h.complaint_ref for h in holds.active_complaint_holds("cB")] == ["cB"]
     assert holds.sync_complaint_holds() == 1
     assert holds.active_complaint_holds("cY") and not holds.active_complaint_holds("cB")
+
+
+class AskedComplaints:
+    """Notes which complaints callrec asks the host about, and lets the host answer."""
+
+    def __init__(self):
+        self.asked = []
+
+    @hookimpl(tryfirst=True)
+    def callrec_complaint_summary(self, complaint_ref):
+        self.asked.append(complaint_ref)
+
+
+def test_the_purge_run_asks_the_host_only_about_complaints_still_holding_calls_as_evidence(app, db_session):
+    """A practice closes complaints every week: the purge run must not ask the host about each one ever held."""
+    asked = AskedComplaints()
+    get_state(app).pm.register(asked, name="asked_complaints")
+    call = add_recording(db_session)
+    holds.place_holds(OWNER, [call], HoldKind.COMPLAINT, "evidence", complaint_ref="cX")
+    (done,) = holds.place_holds(OWNER, [call], HoldKind.COMPLAINT, "evidence", complaint_ref="cY")
+    holds.place_holds(OWNER, [call], HoldKind.INVESTIGATION, "about cB", complaint_ref="cB")
+    done.released_at = utcnow()
+    db_session.commit()
+    assert holds.sync_complaint_holds() == 0
+    assert asked.asked == ["cX"]  # cY's evidence hold ended; cB holds the call for an investigation
+
+
+def test_the_purge_run_counts_the_holds_of_every_closed_complaint(app, db_session):
+    first, second = add_recording(db_session), add_recording(db_session, patient_ref="pat2")
+    holds.place_holds(OWNER, [first], HoldKind.COMPLAINT, "evidence", complaint_ref="cX")
+    holds.place_holds(OWNER, [second], HoldKind.COMPLAINT, "evidence", complaint_ref="cY")
+    for ref in ("cX", "cY"):
+        db_session.get(hostapp.Complaint, ref).status = "closed"
+    db_session.commit()
+    assert holds.sync_complaint_holds() == 2
+
+
+def test_a_disclosure_hold_ends_the_moment_its_period_is_over_and_each_release_names_its_patient(app, db_session):
+    calls = [add_recording(db_session, patient_ref=patient) for patient in ("pat1", "pat2")]
+    for call in calls:
+        disclosure = Disclosure(practice_ref="pA", recipient="ICO", recipient_kind="regulator", legal_basis="law",
+                                reference="R", requested_by_ref="owner", delivered_at=T0)
+        db_session.add(disclosure)
+        db_session.flush()
+        holds.place_holds(OWNER, [call], HoldKind.DISCLOSURE, "disclosure", group_id=disclosure.id)
+    db_session.commit()
+    period = dt.timedelta(days=app.config["CALLREC_DISCLOSURE_HOLD_DAYS"])
+    assert holds.sync_disclosure_holds(T0 + period - dt.timedelta(microseconds=1)) == 0
+    assert holds.sync_disclosure_holds(T0 + period) == 2
+    released = {event.recording_id: event.patient_ref for event in _audited(db_session, "hold_released")}
+    assert released == {calls[0].id: "pat1", calls[1].id: "pat2"}
+
+
+def test_practices_past_retention_counts_a_call_due_this_very_moment_and_only_active_ones(app, db_session):
+    add_recording(db_session, practice_ref="pB", patient_ref="patB", retain_until=T0)  # due exactly now
+    add_recording(db_session, practice_ref="pA", retain_until=T0 - DAY, status="purged")  # already gone
+    add_recording(db_session, practice_ref="pC", patient_ref="patC", retain_until=T0 + DAY)  # not yet
+    db_session.commit()
+    assert retention.practices_past_retention(db_session, T0) == ["pB"]
+    assert retention.practices_past_retention(db_session, T0 + DAY) == ["pB", "pC"]
 
 
 def test_a_disclosures_holds_end_a_set_period_after_delivery(app, db_session):
@@ -676,6 +769,11 @@ def test_a_range_in_another_unit_is_ignored_and_a_long_suffix_is_the_whole_file(
     assert _ranged("bytes=-")["HTTP_RANGE"] == "bytes=-"
     assert _ranged("bytes=-1x")["HTTP_RANGE"] == "bytes=-1x"
     assert _ranged() == {"REQUEST_METHOD": "GET", "X": "kept"}
+    # a one-digit suffix longer than a tiny file, and a one-byte file
+    assert _ranged("bytes=-9", length=5)["HTTP_RANGE"] == "bytes=0-"
+    assert _ranged("bytes=-5", length=1)["HTTP_RANGE"] == "bytes=0-"
+    # the unit is what comes before the first "=": a malformed byte range stays for Werkzeug to answer
+    assert _ranged("bytes=1-2=3")["HTTP_RANGE"] == "bytes=1-2=3"
 
 
 def test_a_grant_records_who_chose_which_purpose_until_when(app, db_session):
@@ -1005,6 +1103,28 @@ def test_a_hold_request_lists_its_calls_in_the_order_they_were_made(app, db_sess
     assert [r.id for r in found] == [made[1].id, made[2].id, made[0].id]
 
 
+def test_months_are_counted_on_the_zone_given_else_on_the_practices_own_calendar(app):
+    class NewYork:
+        @hookimpl
+        def callrec_practice_settings(self, practice_ref):
+            return {"timezone": "America/New_York"} if practice_ref == "pA" else None
+
+    get_state(app).pm.register(NewYork(), name="new_york")
+    late_on_the_30th = dt.datetime(2027, 1, 30, 23, 30, tzinfo=dt.timezone.utc)  # 31 January in Karachi
+    karachi = dt.timezone(dt.timedelta(hours=5))
+    with app.test_request_context():
+        forget_cached()
+        # Karachi: 31 Jan 04:30 + 1 month = 28 Feb 04:30 there; London (the default): 30 Jan -> 28 Feb 23:30
+        assert retention.months_after(late_on_the_30th, 1, "pA", zone=karachi) == dt.datetime(
+            2027, 2, 27, 23, 30, tzinfo=dt.timezone.utc)
+        assert retention.months_after(late_on_the_30th, 1) == dt.datetime(2027, 2, 28, 23, 30, tzinfo=dt.timezone.utc)
+        # 1 July 03:30 UTC is 30 June 23:30 in New York, so six months on is 30 December 23:30 EST there
+        # (31 December 04:30 UTC); in London it is 1 July 04:30 BST, six months on 1 January 04:30 GMT
+        july = dt.datetime(2026, 7, 1, 3, 30, tzinfo=dt.timezone.utc)
+        assert retention.months_after(july, 6, "pA") == dt.datetime(2026, 12, 31, 4, 30, tzinfo=dt.timezone.utc)
+        assert retention.months_after(july, 6) == dt.datetime(2027, 1, 1, 4, 30, tzinfo=dt.timezone.utc)
+
+
 def test_the_sql_eligibility_uses_the_practices_own_grace(app, db_session):
     class ShortGrace:
         @hookimpl
@@ -1031,3 +1151,136 @@ def test_more_events_than_one_insert_holds_are_each_appended_once(app, db_sessio
     assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 1001
     result = audit.verify(db_session)
     assert (result.ok, result.checked) == (True, 1001)
+
+
+# -- crypto: the paths the first runs did not reach ----------------------------------------------------------
+
+
+def _crypto_round_trip(data, **kwargs):
+    blob = io.BytesIO()
+    result = crypto.encrypt_stream(io.BytesIO(data), blob, bytes(range(32)), "rec-1", **kwargs)
+    reader = crypto.DecryptingReader(io.BytesIO(blob.getvalue()), bytes(range(32)), "rec-1", result.stored_size)
+    return result, reader.read()
+
+
+def test_without_encrypt_into_older_cryptography_writes_the_same_readable_blob(monkeypatch):
+    """cryptography < 44 has no AESGCM.encrypt_into: the fallback must write every segment, in full."""
+    data = bytes(range(256)) * (crypto.SEGMENT_SIZE * 5 // 256) + b"tail"  # one batch and a bit more
+    monkeypatch.setattr(crypto, "_HAS_ENCRYPT_INTO", False)
+    result, plain = _crypto_round_trip(data)
+    assert plain == data and result.plaintext_size == len(data)
+    assert result.stored_size == crypto.stored_length_for(len(data))
+
+
+class CountingSource(io.RawIOBase):
+    def __init__(self, size):
+        self.left, self.given = size, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"\x07" * n
+        self.left, self.given = self.left - n, self.given + n
+        return n
+
+
+def test_a_capped_encryption_reads_no_more_than_one_byte_past_the_cap():
+    cap = crypto.SEGMENT_SIZE * 5  # past the first batch of four segments
+    source = CountingSource(cap * 3)
+    with pytest.raises(crypto.TooLargeError):
+        crypto.encrypt_stream(source, io.BytesIO(), bytes(range(32)), "rec-1", max_bytes=cap)
+    assert source.given == cap + 1
+
+
+def test_a_stream_of_more_segments_than_cre1_numbers_is_refused_with_its_reason(monkeypatch):
+    monkeypatch.setattr(crypto, "_MAX_SEGMENTS", 4)
+    _crypto_round_trip(b"\x01" * crypto.SEGMENT_SIZE * 4)  # exactly the maximum: fine
+    with pytest.raises(crypto.TooLargeError) as refused:
+        crypto.encrypt_stream(io.BytesIO(b"\x01" * (crypto.SEGMENT_SIZE * 4 + 1)), io.BytesIO(), bytes(range(32)),
+                              "rec-1")
+    assert str(refused.value) == "stream exceeds the CRE1 maximum of 2**32 segments"
+
+
+def test_a_blob_shorter_than_its_stated_size_is_named_truncated(tmp_path):
+    data = b"\x02" * (crypto.SEGMENT_SIZE * 3)
+    blob = io.BytesIO()
+    result = crypto.encrypt_stream(io.BytesIO(data), blob, bytes(range(32)), "rec-1")
+    path = tmp_path / "cut.cre"
+    path.write_bytes(blob.getvalue()[:crypto.HEADER_SIZE + crypto.SEGMENT_SIZE + crypto.TAG_SIZE + 10])
+    with pytest.raises(crypto.TamperedError) as damaged:
+        reader = crypto.DecryptingReader(open(path, "rb"), bytes(range(32)), "rec-1", result.stored_size)
+        reader.read()
+    assert "is truncated: the blob is shorter than its stated size" in str(damaged.value)
+    assert str(damaged.value).startswith("CRE1 segment ")
+
+
+# -- the practice's own purpose matrix and grace, where callrec asks with the practice ----------------------
+
+
+def test_the_revocation_recheck_and_eligibility_ask_with_the_actors_practice(app, db_session):
+    class PracticeA:
+        @hookimpl
+        def callrec_practice_settings(self, practice_ref):
+            if practice_ref != "pA":
+                return None
+            return {"grace_days": 2, "purpose_matrix": {"owner": {"compliance": "allow"}}}
+
+    get_state(app).pm.register(PracticeA(), name="practice_a")
+    recording = Recording(status="active", retain_until=T0, practice_ref="pA")
+    with app.test_request_context():
+        forget_cached()
+        assert grants.rules_by_purpose(OWNER) == {"compliance": {"allow"}}
+        assert retention.eligibility(recording, [Hold(kind="investigation", released_at=T0)], T0).purge_after == (
+            T0 + 2 * DAY)
+
+
+def test_a_decision_on_a_call_is_audited_against_that_call(app, db_session):
+    from callrec_plugin import policy
+    from callrec_plugin.roles import Action
+
+    call = add_recording(db_session, patient_ref="pat2")
+    db_session.commit()
+    decision = policy.authorize(OWNER, Action.PLAY, call)  # no purpose chosen: refused, and committed
+    assert not decision
+    (event,) = _audited(db_session, Action.PLAY)
+    assert (event.recording_id, event.practice_ref, event.patient_ref, event.outcome) == (
+        call.id, "pA", "pat2", "denied")
+
+
+def test_a_local_time_in_the_spring_gap_is_the_very_microsecond_the_clocks_jump_and_is_utc():
+    import zoneinfo
+
+    london = zoneinfo.ZoneInfo("Europe/London")
+    jump = dt.datetime(2026, 3, 29, 1, 0, tzinfo=dt.timezone.utc)
+    for wall in (dt.datetime(2026, 3, 29, 1, 30), dt.datetime(2026, 3, 29, 1, 59, 59, 999999)):
+        found = retention.local_to_utc(wall, london)
+        assert found == jump and found.tzinfo is dt.timezone.utc
+    autumn = retention.local_to_utc(dt.datetime(2026, 10, 25, 1, 30), london)  # the repeated hour: its first time
+    assert autumn == dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.timezone.utc) and autumn.tzinfo is dt.timezone.utc
+
+
+def test_the_hashed_time_is_utc_whatever_the_servers_own_zone(monkeypatch):
+    import time
+
+    moment = dt.datetime(2026, 3, 1, 12, 4, 5, 60, tzinfo=dt.timezone.utc)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert audit._canonical_value(moment) == "2026-03-01T12:04:05.000060Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_event_without_an_actor_has_no_practice_and_a_request_keeps_its_own_id(app, db_session):
+    def outside(session):
+        event = audit.record("key_rotated", "done", reason="no one asked")
+        return event.practice_ref, event.actor_ref, event.request_id
+
+    assert outside_any_request(app, outside) == (None, None, None)
+    with app.test_request_context(headers={"X-Request-ID": "req-from-the-proxy"}):
+        inside = audit.record("key_rotated", "done", actor=SYSTEM, request_ref="an-earlier-request")
+        assert inside.request_id == "req-from-the-proxy"
+    db_session.rollback()

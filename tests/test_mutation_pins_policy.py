@@ -185,3 +185,52 @@ def test_a_permission_plugin_vetoes_only_by_answering_false(app, call):
             assert decision.allowed is allowed, value
         assert decision.reason == "refused by a callrec_permission plugin"
     assert answers["asked"][-1] == (Action.PLAY, call.id, "compliance")
+
+
+def test_a_permission_plugin_is_told_which_user_asks(app, call):
+    from callrec_plugin.hooks import hookimpl
+    from callrec_plugin.state import get_state
+
+    seen = []
+
+    class WhoAsks:
+        @hookimpl
+        def callrec_permission(self, user, action, recording, purpose):
+            seen.append(user)
+
+    get_state(app).pm.register(WhoAsks(), name="who_asks")
+    host_user = object()  # the host's own user object, as Flask-Login holds it
+    owner = Actor(user=host_user, ref="owner", name="owner", roles=frozenset({"owner"}), practice_ref="pA")
+    with app.test_request_context():
+        policy.decide(owner, Action.PLAY, call, purpose="compliance")
+    assert seen == [host_user]
+
+
+def test_a_closed_complaint_refuses_attaching_with_its_reason(app, call):
+    closed = {"ref": "cX", "practice_ref": "pA", "status": "closed", "handler_refs": ["handler"]}
+    with app.test_request_context():
+        refused = policy.decide(actor("complaint_handler", "handler"), Action.ATTACH, call, complaint=closed)
+    assert (refused.allowed, refused.reason) == (
+        False, "the complaint is closed: the calls attached to it stay as they are")
+
+
+def test_a_practice_may_open_the_call_log_and_matching_to_more_roles_of_its_own(app):
+    from callrec_plugin.hooks import hookimpl
+    from callrec_plugin.practice_settings import forget_cached
+    from callrec_plugin.state import get_state
+
+    class PracticeA:
+        @hookimpl
+        def callrec_practice_settings(self, practice_ref):
+            if practice_ref == "pA":
+                return {"call_log_roles": ["staff"], "match_call_roles": ["complaint_handler"]}
+            return None
+
+    get_state(app).pm.register(PracticeA(), name="practice_a")
+    with app.test_request_context():
+        forget_cached()
+        assert "staff" in policy.roles_for(actor("staff"), Action.VIEW_CALL_LOG)
+        assert "staff" not in policy.roles_for(actor("staff", practice_ref="pB"), Action.VIEW_CALL_LOG)
+        assert "complaint_handler" in policy.roles_for(actor("complaint_handler"), Action.MATCH_CALL)
+        assert "staff" not in policy.roles_for(actor("staff"), Action.MATCH_CALL)
+        assert policy.roles_for(actor("staff"), Action.VIEW_AUDIT) == set(policy.ACTION_ROLES[Action.VIEW_AUDIT])

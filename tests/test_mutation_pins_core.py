@@ -177,42 +177,40 @@ def test_a_failed_append_is_logged_with_its_cause_and_refused(app, db_session, m
                if record.name == "callrec_plugin.audit")
 
 
-def test_an_append_holds_sqlites_write_lock_until_its_transaction_ends(app, db_session):
+def sqlite_only(db_session):
     if db_session.get_bind().dialect.name != "sqlite":
         pytest.skip("SQLite's write lock (PostgreSQL's advisory lock: tests/test_audit_concurrency.py)")
+
+
+def assert_write_lock_held_until(db_session, end_transaction):
+    """Another connection cannot take SQLite's write lock now, and can once end_transaction() ran."""
+    other = sa.create_engine(db_session.get_bind().url, connect_args={"timeout": 0})
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            with other.begin() as connection:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+        end_transaction()
+        with other.connect() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("ROLLBACK")
+    finally:
+        other.dispose()
+
+
+def test_an_append_holds_sqlites_write_lock_until_its_transaction_ends(app, db_session):
+    sqlite_only(db_session)
     with app.app_context():
         audit.record("first", "done", actor=SYSTEM)  # the transaction now holds the write lock
-        other = sa.create_engine(db_session.get_bind().url, connect_args={"timeout": 0})
-        try:
-            with pytest.raises(sa.exc.OperationalError, match="locked"):
-                with other.begin() as connection:
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
-            db_session.commit()
-            with other.connect() as connection:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                connection.exec_driver_sql("ROLLBACK")
-        finally:
-            other.dispose()
+        assert_write_lock_held_until(db_session, db_session.commit)
 
 
 def test_the_chain_lock_is_sqlites_write_lock_taken_before_the_head_is_read(app, db_session):
     """Nothing written yet: without BEGIN IMMEDIATE, pysqlite would read the head outside any lock."""
-    if db_session.get_bind().dialect.name != "sqlite":
-        pytest.skip("SQLite's write lock (PostgreSQL's advisory lock: tests/test_audit_concurrency.py)")
+    sqlite_only(db_session)
     with app.app_context():
         db_session.commit()
         audit._lock_chain(db_session)
-        other = sa.create_engine(db_session.get_bind().url, connect_args={"timeout": 0})
-        try:
-            with pytest.raises(sa.exc.OperationalError, match="locked"):
-                with other.begin() as connection:
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
-            db_session.rollback()
-            with other.connect() as connection:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                connection.exec_driver_sql("ROLLBACK")
-        finally:
-            other.dispose()
+        assert_write_lock_held_until(db_session, db_session.rollback)
 
 
 def test_verify_against_a_checkpoint_names_deleted_and_rewritten_events(app, db_session):

@@ -9,9 +9,11 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -304,3 +306,68 @@ def unpack_and_verify(data, tmp_path):
     listed = {line.split("  ", 1)[1] for line in (target / "SHA256SUMS").read_text().splitlines()}
     assert listed == set(names) - {"SHA256SUMS"}
     return names
+
+
+# -- a process started while its Redis is down ----------------------------------------------------------
+
+
+def free_port():
+    """A free port of this test's range (CALLREC_TEST_PORT_RANGE, e.g. "18400-18499"), else any free one."""
+    first, _, last = os.environ.get("CALLREC_TEST_PORT_RANGE", "0-0").partition("-")
+    for port in range(int(first), int(last or first) + 1) if int(first) else [0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError("no free port in CALLREC_TEST_PORT_RANGE")
+
+
+def answers(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class LateRedis:
+    """A Redis of the test's own on a free port, started only when the test says so."""
+
+    def __init__(self, folder):
+        self.port, self.folder, self.process = free_port(), folder, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(["/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                                        cwd=self.folder)
+        wait_for(lambda: answers(self.port), timeout=10, message="the test's Redis to start")
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def started_before_redis(command, app_config, queue_name, log, what):
+    """Start ``command`` with CALLREC_REDIS_URL naming a LateRedis not yet started, and wait until it has
+    tried twice and is still running. Yields (process, the LateRedis). Both are stopped at the end."""
+    if not os.path.exists("/usr/bin/redis-server"):
+        pytest.skip("needs redis-server to start a Redis of the test's own")
+    redis = LateRedis(log.parent)
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(command, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, text=True,
+                                   env=worker_env(app_config, CALLREC_REDIS_URL=redis.url, CALLREC_QUEUE=queue_name))
+    try:
+        # Nothing listens on the port yet: the process keeps trying, and says so each time.
+        wait_for(lambda: "(try 2" in log.read_text(), timeout=60, message=f"the {what}'s second try")
+        assert process.poll() is None, log.read_text()
+        yield process, redis
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        redis.stop()

@@ -2,11 +2,6 @@
 config winning; `flask callrec config` with secrets masked; a real worker that takes CALLREC_REDIS_URL
 from the environment and runs a job; a worker started while Redis is down waits and reconnects."""
 import json
-import os
-import socket
-import subprocess
-
-import pytest
 
 from callrec_plugin import queueing
 from callrec_plugin.config import apply_defaults, from_environment
@@ -80,40 +75,13 @@ def test_a_real_worker_takes_its_redis_url_from_the_environment_and_runs_a_job(a
         js.delete_queue_keys(connection, queue_name)
 
 
-def _free_port():
-    """A free port of this test's range (CALLREC_TEST_PORT_RANGE, e.g. "18400-18499"), else any free one."""
-    first, _, last = os.environ.get("CALLREC_TEST_PORT_RANGE", "0-0").partition("-")
-    for port in range(int(first), int(last or first) + 1) if int(first) else [0]:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free port in CALLREC_TEST_PORT_RANGE")
-
-
 def test_a_worker_started_while_redis_is_down_waits_and_reconnects(app, db_session, tmp_path):
-    if not os.path.exists("/usr/bin/redis-server"):
-        pytest.skip("needs redis-server to start a Redis of the test's own")
-    port = _free_port()
-    url = f"redis://127.0.0.1:{port}/0"
     queue_name = js.unique_queue()
     log = tmp_path / "worker.log"
-    with open(log, "w") as log_file:
-        worker = subprocess.Popen(js.worker_command("--max-jobs", "1", "--without-scheduler"), cwd=js.REPO,
-                                  env=js.worker_env(_worker_config(app), CALLREC_REDIS_URL=url,
-                                                    CALLREC_QUEUE=queue_name),
-                                  stdout=log_file, stderr=subprocess.STDOUT, text=True)
-    redis = None
-    try:
-        # Nothing listens on the port yet: the worker keeps trying, and says so each time.
-        js.wait_for(lambda: "(try 2" in log.read_text(), timeout=60, message="the worker's second try")
-        assert worker.poll() is None, log.read_text()
-        redis = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, cwd=tmp_path)
-        js.wait_for(lambda: _answers(port), timeout=10, message="the test's Redis to start")
-        app.config.update(CALLREC_REDIS_URL=url, CALLREC_QUEUE=queue_name)
+    command = js.worker_command("--max-jobs", "1", "--without-scheduler")
+    with js.started_before_redis(command, _worker_config(app), queue_name, log, "worker") as (worker, redis):
+        redis.start()
+        app.config.update(CALLREC_REDIS_URL=redis.url, CALLREC_QUEUE=queue_name)
         job = queueing.submit("reconcile", requested_by_ref="test")
         worker.wait(timeout=90)  # it stops after its one job
         output = log.read_text()
@@ -122,27 +90,12 @@ def test_a_worker_started_while_redis_is_down_waits_and_reconnects(app, db_sessi
         assert "answers after" in output and "Traceback" not in output
         db_session.expire_all()
         assert db_session.get(Job, job.id).status == "finished"
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        if redis is not None:
-            redis.terminate()
-            redis.wait(timeout=10)
-
-
-def _answers(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_waiting_for_redis_backs_off_and_logs_each_try(caplog):
     from callrec_plugin.redis_wait import wait_for_redis
 
-    port = _free_port()  # nothing listens there
+    port = js.free_port()  # nothing listens there
     sleeps = []
     with caplog.at_level("WARNING", logger="callrec_plugin.redis"):
         connection = wait_for_redis(f"redis://:pw@127.0.0.1:{port}/0", sleep=sleeps.append,

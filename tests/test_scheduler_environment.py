@@ -1,16 +1,14 @@
 """The scheduler, like the worker, takes CALLREC_REDIS_URL from the environment: `callrec scheduler --once`
 then puts the purge on RQ instead of running it in-process (issue 11's symptom), and a scheduler started
 while Redis is down waits for it, then queues. The demo host reads CALLREC_* from the environment too."""
-import os
 import subprocess
 
-import pytest
 import sqlalchemy as sa
 
 from callrec_plugin import jobs
 from callrec_plugin.models import Job
 from tests import jobs_support as js
-from tests.test_environment_config import _answers, _free_port, _worker_config
+from tests.test_environment_config import _worker_config
 
 
 def scheduler_command(*args):
@@ -45,38 +43,18 @@ def test_a_scheduler_started_while_redis_is_down_waits_then_queues(app, db_sessi
     from redis import Redis
     from rq import Queue
 
-    if not os.path.exists("/usr/bin/redis-server"):
-        pytest.skip("needs redis-server to start a Redis of the test's own")
-    port = _free_port()
-    url = f"redis://127.0.0.1:{port}/0"
     queue_name = js.unique_queue()
     log = tmp_path / "scheduler.log"
-    with open(log, "w") as log_file:
-        scheduler = subprocess.Popen(scheduler_command("--once"), cwd=js.REPO, stdout=log_file,
-                                     stderr=subprocess.STDOUT, text=True,
-                                     env=js.worker_env(_worker_config(app), CALLREC_REDIS_URL=url,
-                                                       CALLREC_QUEUE=queue_name))
-    redis = None
-    try:
-        js.wait_for(lambda: "(try 2" in log.read_text(), timeout=60, message="the scheduler's second try")
-        assert scheduler.poll() is None, log.read_text()
+    command = scheduler_command("--once")
+    with js.started_before_redis(command, _worker_config(app), queue_name, log, "scheduler") as (scheduler, redis):
         assert scheduled(db_session) == {}  # nothing decided while Redis is away
-        redis = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, cwd=tmp_path)
-        js.wait_for(lambda: _answers(port), timeout=10, message="the test's Redis to start")
+        redis.start()
         scheduler.wait(timeout=90)
         output = log.read_text()
         assert scheduler.returncode == 0, output[-3000:]
         assert "answers after" in output and "Traceback" not in output
         assert scheduled(db_session) == {jobs.PURGE: "queued", jobs.RECONCILE: "queued"}
-        assert Queue(queue_name, connection=Redis.from_url(url)).count == 2
-    finally:
-        if scheduler.poll() is None:
-            scheduler.kill()
-            scheduler.wait()
-        if redis is not None:
-            redis.terminate()
-            redis.wait(timeout=10)
+        assert Queue(queue_name, connection=Redis.from_url(redis.url)).count == 2
 
 
 def test_the_demo_host_reads_callrec_settings_from_the_environment(tmp_path, monkeypatch):

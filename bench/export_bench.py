@@ -5,14 +5,15 @@
 
 ``run()`` returns rows (figure, measured, reference, ratio, bar) for ``python -m bench``.
 The bar of DESIGN.md §12: export ZIP build >= 0.9 x the one-core floor (decrypt, SHA-256 once, CRC-32, copy,
-AES-GCM, write: the bundle's own digest is made on a second thread); peak memory independent of the bundle's
+AES-GCM, write, as DESIGN.md defines it; the build itself makes both digests on a second thread, so its own
+thread has no SHA-256 at all); peak memory independent of the bundle's
 size (here: the large bundle's peak within 1.5 x the small one's).
 
 Both sides run in one process on the same recordings, measured the same way for both bundle sizes (best of
 three rates, each over repeated runs lasting at least 0.3 s). "decrypt" reads every recording (its row already
 loaded, as the build's plan has it) through ``playback.open_plaintext`` (CRE1 decryption from the page cache). "export" is ``exports.build_export``:
-decrypt, SHA-256 of each file (SHA256SUMS), CRC-32 (ZIP), re-encryption as CRE1, written and fsynced; the
-SHA-256 of the whole ZIP on a second thread (callrec_plugin/digests.py). The storage directory is on tmpfs (/dev/shm) when there is one, so the
+decrypt, CRC-32 (ZIP), re-encryption as CRE1, written and fsynced; the SHA-256 of each file (SHA256SUMS) and of
+the whole ZIP on a second thread (callrec_plugin/digests.py). The storage directory is on tmpfs (/dev/shm) when there is one, so the
 figure is the CPU pipeline's and not the disk's (CALLREC_BENCH_DIR overrides it).
 Peak memory is tracemalloc's peak of Python allocations during a build.
 """
@@ -137,8 +138,8 @@ def _per_byte_rates(directory):
 
 
 def _floor(decrypt_rate, steps):
-    """What one core doing every per-byte step of a build in turn can reach: decrypt, SHA-256 once (the files'
-    digests; the bundle's is made on a second thread), CRC-32, copy, AES-GCM, write."""
+    """What one core doing every per-byte step of a build in turn can reach: decrypt, SHA-256 once, CRC-32,
+    copy, AES-GCM, write (DESIGN.md §12's reference; the build hashes on a second thread)."""
     from bench import floors
 
     return floors.one_core(decrypt_rate, *steps.values())

@@ -1,12 +1,19 @@
 """What the audit trail's action codes mean to a person reading it, and which events are page views.
 
 The codes stay in the trail (they are hashed and machine-read); the audit page shows these labels.
-tests/test_audit_labels.py fails when an action written anywhere in callrec has no label here.
+tests/test_audit_trail_filters.py fails when an action written anywhere in callrec has no label here.
+The "About" column names what an event was about (a patient, a call, a complaint) as a person knows it,
+never by its internal id (tests/test_names_not_ids.py).
 """
 import sqlalchemy as sa
+from flask import g, has_request_context
 
-from callrec_plugin.models import AuditEvent
+from callrec_plugin import visibility
+from callrec_plugin.formatting import when_text
+from callrec_plugin.identity import current_actor
+from callrec_plugin.models import AuditEvent, Recording
 from callrec_plugin.roles import Action
+from callrec_plugin.state import db_session, get_state
 
 # One label per action code, in the words of the policy. Decisions (allowed/denied) use the
 # Action.* codes; completed changes use the past-tense codes.
@@ -135,9 +142,77 @@ def page_view_clause():
     return sa.and_(AuditEvent.outcome == "allowed", AuditEvent.recording_id.is_(None), sa.or_(*pages))
 
 
+# What each kind of object reads as when the event names no patient, call or complaint by name: the
+# kind alone, since its id means nothing to a person (a link on the page may still carry it).
+KIND_LABELS = {
+    "patient": "a patient", "recording": "a call", "recordings": "calls", "complaint": "a complaint",
+    "hold": "a hold", "holds": "holds", "export": "an export", "exports": "exports",
+    "disclosure": "a disclosure", "disclosures": "disclosures", "subject_access": "a subject access request",
+    "erasure": "an erasure request", "erasure_request": "an erasure request",
+    "retention_extension": "a retention extension", "retention": "retention", "assessment": "an assessment",
+    "assessments": "assessments", "objection": "an objection", "match": "a patient link", "job": "a job",
+    "jobs": "jobs", "key": "an encryption key", "import_run": "an import", "api": "the upload API",
+    "staff_mapping": "the staff extensions", "training_consent": "a call for training",
+    "training_library": "the training library", "spot_check_draw": "spot checks",
+    "sampling_plan": "the spot-check plan", "rubric": "the assessment rubric",
+    "monitoring_summary": "the monitoring summary", "call_log": "the call log", "audit": "the audit trail",
+}
+
+
+def _cached(kind, key, look_up):
+    # One look-up per object per request: a page of the trail names the same call or patient many times.
+    cache = g.setdefault("_callrec_described", {}) if has_request_context() else {}
+    if (kind, key) not in cache:
+        cache[(kind, key)] = look_up()
+    return cache[(kind, key)]
+
+
+def _in_practice(summary, event):
+    """The host's summary, if it is of the event's practice (a name of another practice is never shown)."""
+    if not isinstance(summary, dict):
+        return None
+    if event.practice_ref and summary.get("practice_ref") not in (None, event.practice_ref):
+        return None
+    return summary
+
+
+def _patient_name(event, ref):
+    summary = _cached("patient", ref, lambda: get_state().pm.hook.callrec_patient_summary(patient_ref=ref))
+    return (_in_practice(summary, event) or {}).get("name") or None
+
+
+def _call_name(event, recording_id):
+    started = _cached("recording", recording_id, lambda: db_session().scalar(
+        sa.select(Recording.started_at).where(Recording.id == recording_id,
+                                              Recording.practice_ref == event.practice_ref)))
+    return f"Call on {when_text(started)}" if started else None
+
+
+def _complaint_title(event, ref):
+    """The complaint's title, for a reader who may know of the complaint (its handler, owner, manager)."""
+    summary = _in_practice(_cached(
+        "complaint", ref, lambda: get_state().pm.hook.callrec_complaint_summary(complaint_ref=ref)), event)
+    if summary is None or not has_request_context():
+        return None
+    if not visibility.may_see(current_actor(), visibility.Field.COMPLAINT_LINK, complaint=summary):
+        return None
+    return summary.get("title") or None
+
+
 def describe_object(event):
-    """What the event was about, in words: the page for a page view, else the object's kind and id."""
+    """What the event was about, in words: the page for a page view, else the patient, call or complaint by
+    name, else the kind of object alone (its id never: ids are for machines, tests/test_names_not_ids.py)."""
     if is_page_view(event):
         return PAGE_NAMES.get(event.object_type, event.object_type)
-    kind = (event.object_type or "").replace("_", " ")
-    return f"{kind} {event.object_id or ''}".strip()
+    kind, ident = event.object_type or "", event.object_id
+    named = None
+    if kind == "patient" and ident:
+        named = _patient_name(event, ident)
+    elif kind == "complaint" and ident:
+        named = _complaint_title(event, ident)
+    elif event.recording_id and kind in ("recording", "training_consent"):
+        named = _call_name(event, event.recording_id)
+    elif kind == "recording" and ident:
+        named = _call_name(event, ident)
+    fallback = KIND_LABELS.get(kind) or kind.replace("_", " ")
+    return named or (fallback[:1].upper() + fallback[1:])

@@ -16,6 +16,7 @@ from sqlalchemy import event
 
 from callrec_plugin.ingest.numbers import WITHHELD, InvalidNumber, normalise
 from callrec_plugin.models import Hold, Recording, RecordingStatus
+from callrec_plugin.people import display_name
 
 PAGE_SIZE = 50
 COUNT_CAP = 1000
@@ -319,4 +320,6 @@ def staff_on_calls(session, practice_ref):
         .where(Recording.practice_ref == practice_ref, Recording.staff_user_ref.is_not(None),
                Recording.status == RecordingStatus.ACTIVE)
         .group_by(Recording.staff_user_ref)).all()
-    return sorted(((ref, name or ref) for ref, name in rows), key=lambda row: row[1].lower())
+    # A member of staff no call names (or who has left) reads by the audit trail's name, never by the ref.
+    named = [(ref, display_name(practice_ref, ref, name)) for ref, name in rows]
+    return sorted(named, key=lambda row: row[1].lower())

@@ -45,13 +45,13 @@ from callrec_plugin import audit, subject_access
 from callrec_plugin import redaction  # the notes of what was silenced, carried by every bundle
 from callrec_plugin.csv_cells import safe_cell
 from callrec_plugin.ingest.numbers import number_for_spreadsheet
-from callrec_plugin.digests import BackgroundSHA256
+from callrec_plugin.digests import BackgroundDigests
 from callrec_plugin.forms import OBJECTION_METHODS  # how an objection was made, as the panel says it
 from callrec_plugin.crypto import DecryptingReader, encrypt_stream, generate_data_key
 from callrec_plugin.state import db_session, get_state
 from callrec_plugin.holds import place_holds, release_disclosure_holds
 from callrec_plugin.identity import SYSTEM
-from callrec_plugin.people import name_of
+from callrec_plugin.people import display_name, name_of
 from callrec_plugin.job_records import EXPORT, create_job, heartbeat
 from callrec_plugin.kill_points import kill_point
 from callrec_plugin.models import (
@@ -200,15 +200,35 @@ def _hold_for_disclosure(actor, disclosure, recording_ids):
                 f"{disclosure.recipient}", external_reference=disclosure.reference, group_id=disclosure.id)
 
 
+def approval_refusal(actor, disclosure):
+    """Why ``actor`` may not approve the disclosure now, as an ExportError (its words and status), or None.
+    The disclosure page asks it before offering the button, approve_disclosure before acting."""
+    refusal = _decision_refusal(actor, disclosure, "approve")
+    if refusal is None and actor.ref == disclosure.requested_by_ref:
+        refusal = ExportError("A second, different person must approve a disclosure: you requested this one.",
+                              status=403)
+    return refusal
+
+
+def refusal_refusal(actor, disclosure):
+    """Why ``actor`` may not refuse the disclosure now (an ExportError), or None: asked by the page and by
+    refuse_disclosure alike."""
+    return _decision_refusal(actor, disclosure, "refuse")
+
+
+def _decision_refusal(actor, disclosure, verb):
+    if disclosure.status != "requested":
+        return ExportError(f"This disclosure is {disclosure.status} already.", status=409)
+    if not actor.has_any(MONITORING_ROLES):
+        return ExportError(f"Only the practice owner or manager may {verb} a disclosure.", status=403)
+    return None
+
+
 def approve_disclosure(actor, disclosure):
     """The second person's approval: queues the bundle for the requester. Returns (export, job)."""
-    if disclosure.status != "requested":
-        raise ExportError(f"This disclosure is {disclosure.status} already.", status=409)
-    if not actor.has_any(MONITORING_ROLES):
-        raise ExportError("Only the practice owner or manager may approve a disclosure.", status=403)
-    if actor.ref == disclosure.requested_by_ref:
-        raise ExportError("A second, different person must approve a disclosure: you requested this one.",
-                          status=403)
+    refusal = approval_refusal(actor, disclosure)
+    if refusal is not None:
+        raise refusal
     session = db_session()
     now = utcnow()
     export = Export(practice_ref=disclosure.practice_ref, kind=DISCLOSURE, disclosure_id=disclosure.id,
@@ -220,17 +240,18 @@ def approve_disclosure(actor, disclosure):
     disclosure.export_id = export.id
     job = create_job(EXPORT, practice_ref=disclosure.practice_ref, object_id=export.id,
                      requested_by_ref=disclosure.requested_by_ref, commit=False)
+    # The trail's reader reads the requester's name, not a staff id.
+    requester = display_name(disclosure.practice_ref, disclosure.requested_by_ref, export.requested_by_name)
     audit.record("disclosure_approved", "done", actor=actor, object_type="disclosure", object_id=disclosure.id,
-                 reason=f"approved; requested by {disclosure.requested_by_ref}; bundle {export.id} queued")
+                 reason=f"approved; requested by {requester}; bundle {export.id} queued")
     session.commit()
     return export, job
 
 
 def refuse_disclosure(actor, disclosure, reason):
-    if disclosure.status != "requested":
-        raise ExportError(f"This disclosure is {disclosure.status} already.", status=409)
-    if not actor.has_any(MONITORING_ROLES):
-        raise ExportError("Only the practice owner or manager may refuse a disclosure.", status=403)
+    refusal = refusal_refusal(actor, disclosure)
+    if refusal is not None:
+        raise refusal
     disclosure.status = "refused"
     release_disclosure_holds(disclosure.id, "refused", actor=actor)
     audit.record("disclosure_refused", "done", actor=actor, object_type="disclosure", object_id=disclosure.id,
@@ -492,15 +513,24 @@ def _cover_common_tail(base):
     )
 
 
+def _practice_line(practice_ref):
+    """["Practice: <name>"] when the host names the practice, else nothing: its ref is an internal id,
+    meaningless to the patient or recipient who reads the cover note."""
+    summary = get_state().pm.hook.callrec_practice_summary(practice_ref=practice_ref)
+    if isinstance(summary, dict) and str(summary.get("ref")) == str(practice_ref) and summary.get("name"):
+        return [f"Practice: {summary['name']}"]
+    return []
+
+
 def _cover_subject_access(base, patient, calls, deleted, objections):
     base["generated_at"] = _iso(utcnow())
     months = settings_for(base["practice_ref"]).retention_months
-    who = f"{patient['name']} ({patient['ref']})" if patient.get("name") else patient["ref"]
+    who = patient.get("name") or "the patient this request was registered for"  # by name, never the id
     lines = [
         "Subject access request: telephone call recordings",
         "=" * 49,
         "",
-        f"Practice: {base['practice_ref']}",
+        *_practice_line(base["practice_ref"]),
         f"Patient: {who}",
         "",
         "This bundle holds every recording of a telephone call between the practice and you that the",
@@ -527,7 +557,7 @@ def _cover_disclosure(base, entry, calls, missing):
         "Disclosure of telephone call recordings",
         "=" * 39,
         "",
-        f"Practice: {base['practice_ref']}",
+        *_practice_line(base["practice_ref"]),
         f"Recipient: {entry['recipient']} ({RECIPIENT_KINDS.get(entry['recipient_kind'], entry['recipient_kind'])})",
         f"Recipient's reference: {entry['reference']}",
         f"Legal basis: {entry['legal_basis']}",
@@ -618,41 +648,59 @@ def _zip_info(name, when):
 
 
 class BundleWriter:
-    """Builds the ZIP as a stream of pieces; remembers each file's size and SHA-256 for the manifest."""
+    """Builds the ZIP as a stream of pieces, each handed to ``digests`` (digests.BackgroundDigests) as it
+    is yielded: the whole ZIP's SHA-256 and each streamed file's are made there, on a second thread.
+    ``files`` lists (name, size, sha256) for the manifest, once ``resolve_digests()`` has filled them."""
 
-    def __init__(self, generated_at):
+    def __init__(self, generated_at, digests):
         self.sink = _Sink()
         self.zip = zipfile.ZipFile(self.sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self.generated_at = generated_at
-        self.files = []  # (name, size, sha256)
+        self.digests = digests
+        self.files = []  # (name, size, sha256); a streamed file's sha256 is None until resolve_digests()
+
+    def _drained(self, part=None):
+        pieces = self.sink.drain()
+        for piece in pieces:
+            self.digests.feed(piece, part)
+        return pieces
 
     def add_bytes(self, name, data, when=None):
+        """A small file (cover note, CSVs, manifest): its own digest made here."""
         digest = hashlib.sha256(data).hexdigest()
         with self.zip.open(_zip_info(name, when or self.generated_at), "w") as entry:
             entry.write(data)
         self.files.append((name, len(data), digest))
-        return self.sink.drain()
+        return self._drained()
 
     def add_stream(self, name, chunks, size_hint, when=None, on_chunk=None):
         """Yield ZIP pieces while copying chunks (an iterable of bytes) into entry ``name``."""
         info = _zip_info(name, when or self.generated_at)
         info.file_size = size_hint  # lets zipfile choose ZIP64 up front for large entries
-        digest, size = hashlib.sha256(), 0
+        size = 0
         with self.zip.open(info, "w", force_zip64=size_hint > zipfile.ZIP64_LIMIT // 2) as entry:
-            yield from self.sink.drain()
+            yield from self._drained()  # the local header
             for chunk in chunks:
-                digest.update(chunk)
+                # ZIP_STORED: what the entry writes to the sink for a chunk is the chunk itself, so the
+                # pieces drained now are exactly the file's bytes.
                 entry.write(chunk)
                 size += len(chunk)
-                yield from self.sink.drain()
+                yield from self._drained(part=name)
                 if on_chunk is not None:
                     on_chunk(len(chunk))
-        yield from self.sink.drain()
-        self.files.append((name, size, digest.hexdigest()))
+        yield from self._drained()  # the data descriptor
+        self.digests.end_part(name)
+        self.files.append((name, size, None))
+
+    def resolve_digests(self):
+        """Fill in the streamed files' digests (waiting for the hashing thread to reach them)."""
+        ended = self.digests.part_digests()
+        self.files = [(name, size, digest or ended[name]) for name, size, digest in self.files]
+        return {name: (name, size, digest) for name, size, digest in self.files}
 
     def close(self):
         self.zip.close()
-        return self.sink.drain()
+        return self._drained()
 
 
 # A data subject is told who accessed their calls in role terms, what they did, for which purpose and
@@ -713,12 +761,12 @@ def _audit_csv_chunks(plan):
     yield buffer.getvalue().encode("utf-8")
 
 
-def bundle_pieces(plan, progress=None):
-    """The whole ZIP as an iterator of bytes pieces. ``progress(calls_done)`` after each call."""
+def bundle_pieces(plan, digests, progress=None):
+    """The whole ZIP as an iterator of bytes pieces, each also fed to ``digests``
+    (digests.BackgroundDigests, which the caller closes). ``progress(calls_done)`` after each call."""
     generated = dt.datetime.strptime(plan.export["generated_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-    writer = BundleWriter(generated)
+    writer = BundleWriter(generated, digests)
     yield from writer.add_bytes("cover-note.txt", plan.cover_note.encode("utf-8"))
-    digests = {}
     for number, call in enumerate(plan.calls, start=1):
         reader = open_plaintext(call)
         try:
@@ -726,16 +774,17 @@ def bundle_pieces(plan, progress=None):
             yield from writer.add_stream(call.path, reader, length, when=call.started_at)
         finally:
             reader.close()
-        digests[call.id] = writer.files[-1]
         kill_point("export_mid")
         if progress is not None:
             progress(number)
+    listed = writer.resolve_digests()
+    call_files = {call.id: listed[call.path] for call in plan.calls}
     # Numbers as a spreadsheet keeps them (national format at home, no apostrophe); manifest.json has E.164.
     region = current_app.config["CALLREC_PHONE_REGION"]
     call_rows = [[call.path, call.id, call.started_at, call.direction, call.duration_seconds,
                   number_for_spreadsheet(call.from_number, region), number_for_spreadsheet(call.to_number, region),
                   call.staff_name, call.staff_extension, call.disposition, call.audio_format,
-                  digests[call.id][1], call.retain_until, digests[call.id][2]] for call in plan.calls]
+                  call_files[call.id][1], call.retain_until, call_files[call.id][2]] for call in plan.calls]
     yield from writer.add_bytes("calls.csv", _csv_bytes(CALL_COLUMNS, call_rows))
     if plan.export["kind"] == SUBJECT_ACCESS:
         yield from writer.add_bytes("objections.csv", _csv_bytes(
@@ -749,13 +798,14 @@ def bundle_pieces(plan, progress=None):
         [[call.path, call.id, "; ".join(f"{start}-{end}" for start, end in note["silenced_seconds"]), note["reason"],
           note["when"], note["by"]] for call in plan.calls for note in redaction_notes.get(call.id, [])]))
     yield from writer.add_stream("audit-extract.csv", _audit_csv_chunks(plan), 0)
+    writer.resolve_digests()
     manifest = dict(plan.export)
     manifest.update(
         format=BUNDLE_FORMAT,
         calls=[{"file": call.path, "recording_id": call.id, "started_at": _iso(call.started_at),
                 "direction": call.direction, "duration_seconds": call.duration_seconds,
                 "from_number": call.from_number, "to_number": call.to_number, "staff_name": call.staff_name,
-                "audio_format": call.audio_format, "size": digests[call.id][1], "sha256": digests[call.id][2],
+                "audio_format": call.audio_format, "size": call_files[call.id][1], "sha256": call_files[call.id][2],
                 "retain_until": _iso(call.retain_until)} for call in plan.calls],
         deleted_calls=plan.deleted,
         redactions=redaction_notes,
@@ -813,17 +863,17 @@ def build_export(export_id, job_id=None):
         session.commit()
         last_commit[0] = time.monotonic()
 
-    # Each audio byte is hashed once on this thread (for SHA256SUMS); the whole ZIP's digest is made
-    # from the same pieces on a second thread (digests.py), off the critical path.
-    bundle_hash = BackgroundSHA256()
+    # Each file's digest (SHA256SUMS) and the whole ZIP's are made from the same pieces on a second
+    # thread (digests.py): this thread decrypts, checksums, encrypts and writes, and hashes nothing.
+    digests = BackgroundDigests()
     try:
         with backend.open_write(key) as blob:
-            result = encrypt_stream(ChunkReader(bundle_hash.wrap(bundle_pieces(plan, progress))), blob, data_key,
+            result = encrypt_stream(ChunkReader(bundle_pieces(plan, digests, progress)), blob, data_key,
                                     cre_id(export_id), hash_plaintext=False)
-            bundle_sha256 = bundle_hash.hexdigest()
+            bundle_sha256 = digests.hexdigest()
             kill_point("export_before_publish")
     finally:
-        bundle_hash.close()
+        digests.close()
     kill_point("export_after_blob")
     now = utcnow()
     published = session.execute(

@@ -27,6 +27,16 @@ REASONS = {
 MAX_TEXT = 500
 
 
+class ExtensionRefused(RetentionError):
+    """An extension that was refused. ``field`` names the argument of :func:`extend` the person gave
+    wrongly ("new_until", "reason_code" or "reason_text"), so that a form can say so beside what they
+    typed; None when nothing they could type would change the answer (the call's state refuses)."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
 def extensions_of(recording_ids):
     """{recording id: [RetentionExtension, oldest first]} for the calls given."""
     ids = list(recording_ids)
@@ -59,27 +69,29 @@ def reason_label(extension):
 
 
 def extend(actor, recording, new_until, reason_code, reason_text=""):
-    """Keep the call until ``new_until`` (aware) for a listed reason. Caller commits. RetentionError if refused."""
+    """Keep the call until ``new_until`` (aware) for a listed reason. Caller commits. ExtensionRefused (a
+    RetentionError) if refused."""
     reason_text = (reason_text or "").strip()
     if reason_code not in REASONS:
-        raise RetentionError("choose the reason for keeping the call longer from the list")
+        raise ExtensionRefused("choose the reason for keeping the call longer from the list", "reason_code")
     if has_control_characters(reason_text) or len(reason_text) > MAX_TEXT:
-        raise RetentionError(f"the reason must be plain text of at most {MAX_TEXT} characters")
+        raise ExtensionRefused(f"the reason must be plain text of at most {MAX_TEXT} characters", "reason_text")
     if reason_code == "other" and not reason_text:
-        raise RetentionError('say why the call is kept longer (the reason "other" needs words)')
+        raise ExtensionRefused('say why the call is kept longer (the reason "other" needs words)', "reason_text")
     if not lock_active([recording]):  # a purge that got there first has already destroyed the audio
-        raise RetentionError("the call has been purged")
+        raise ExtensionRefused("the call has been purged")
     session = db_session()
     if session.scalar(sa.select(ErasureRequest.id).where(ErasureRequest.recording_id == recording.id,
                                                          ErasureRequest.approved_at.is_not(None)).limit(1)):
-        raise RetentionError("a lawful erasure of this call was approved: only a hold can keep it now")
+        raise ExtensionRefused("a lawful erasure of this call was approved: only a hold can keep it now")
     if new_until <= recording.retain_until:
-        raise RetentionError("retention can only be extended here; shortening needs the lawful erasure path")
+        raise ExtensionRefused(f"the call is already kept until {recording.retain_until:%d %b %Y}: choose a later "
+                               "date (shortening needs the lawful erasure path)", "new_until")
     cap = extension_cap(recording)
     if new_until > cap:
         months = settings_for(recording.practice_ref).extension_cap_months
-        raise RetentionError(f"the practice lets one person keep a call at most {months} months past its retention "
-                             f"(until {cap:%d %b %Y}); to keep it longer, place a hold")
+        raise ExtensionRefused(f"the practice lets one person keep a call at most {months} months past its "
+                               f"retention (until {cap:%d %b %Y}); to keep it longer, place a hold", "new_until")
     row = RetentionExtension(recording_id=recording.id, practice_ref=recording.practice_ref, reason_code=reason_code,
                              reason_text=reason_text, previous_until=recording.retain_until, new_until=new_until,
                              extended_by_ref=actor.ref, extended_by_name=actor.name or actor.ref,

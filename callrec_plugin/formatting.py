@@ -22,6 +22,11 @@ def when_text(moment):
     return moment.strftime("%d %b %Y %H:%M")
 
 
+def call_label(started_at):
+    """A call as a person names it: by when it was made (its id is for links only)."""
+    return f"Call on {when_text(started_at)}" if started_at else "A call no longer kept"
+
+
 def days_left_text(days):
     if days is None:
         return ""

@@ -62,11 +62,6 @@ class HoldGroup:
     def two_approvers(self):
         return self.first.kind in HoldKind.TWO_APPROVER
 
-    def awaits_second_person(self, actor):
-        """True when ``actor`` gave the first approval: only someone else may release now."""
-        approval = self.first_approval
-        return approval is not None and approval.release_requested_by_ref == actor.ref
-
 
 class HoldFilterForm(Form):
     """The holds page's filters (GET: they change nothing)."""
@@ -132,10 +127,12 @@ def patient_names(refs):
 
 
 def person(actor, name, ref):
-    """Who did it, as this actor may read it: the name kept on the row, else the ref it was known by."""
+    """Who did it, as this actor may read it: the name kept on the row, else the audit trail's (never the ref)."""
     if not visibility.may_see(actor, visibility.Field.HOLD_PEOPLE):
         return None
-    return name or (f"user {ref}" if ref else None)
+    from callrec_plugin.people import display_name  # here, so this change stays within this function
+
+    return display_name(actor.practice_ref, ref, name) if (name or ref) else None
 
 
 def calls_for_patient(actor, patient_ref, day=None):

@@ -58,15 +58,43 @@ def lock_active(recordings):
     ).all()
 
 
+def release_refusal(actor, hold_or_group):
+    """Why ``actor`` may not approve releasing ``hold_or_group`` now, or None. ``hold_or_group``: one Hold,
+    the holds of one request (a list), or a hold_groups.HoldGroup. The holds page asks this before it
+    offers the release button, and approve_release refuses with the same words."""
+    active = _active_holds(hold_or_group)
+    if not active:
+        return "the hold is already released"
+    for hold in active:
+        refusal = _hold_refusal(actor, hold)
+        if refusal:
+            return refusal
+    return None
+
+
+def _active_holds(hold_or_group):
+    if isinstance(hold_or_group, Hold):
+        return [hold_or_group] if hold_or_group.released_at is None else []
+    holds = getattr(hold_or_group, "holds", hold_or_group)  # a HoldGroup carries its rows as .holds
+    return [hold for hold in holds if hold.released_at is None]
+
+
+def _hold_refusal(actor, hold):
+    if hold.kind == HoldKind.COMPLAINT:
+        return "a complaint hold is released when the complaint is closed or the call detached"
+    if hold.kind == HoldKind.DISCLOSURE:
+        return ("a disclosure hold is released when the disclosure is refused, or a set period after "
+                "its bundle was delivered")
+    if hold.kind in HoldKind.TWO_APPROVER and hold.release_requested_by_ref == actor.ref:
+        return "a second, different person must approve releasing a regulator or law-enforcement hold"
+    return None
+
+
 def approve_release(actor, hold):
     """Release a hold, or record the first of two approvals; returns True when it is released."""
-    if hold.released_at is not None:
-        raise HoldError("the hold is already released")
-    if hold.kind == HoldKind.COMPLAINT:
-        raise HoldError("a complaint hold is released when the complaint is closed or the call detached")
-    if hold.kind == HoldKind.DISCLOSURE:
-        raise HoldError("a disclosure hold is released when the disclosure is refused, or a set period after "
-                        "its bundle was delivered")
+    refusal = release_refusal(actor, hold)
+    if refusal:
+        raise HoldError(refusal)
     if hold.kind in HoldKind.TWO_APPROVER and hold.release_requested_by_ref is None:
         hold.release_requested_by_ref, hold.release_requested_at = actor.ref, clock.now()
         hold.release_requested_by_name = actor.name
@@ -75,8 +103,6 @@ def approve_release(actor, hold):
                      patient_ref=_patient_of(hold),
                      reason="first approval; a second, different person must approve")
         return False
-    if hold.kind in HoldKind.TWO_APPROVER and hold.release_requested_by_ref == actor.ref:
-        raise HoldError("a second, different person must approve releasing a regulator or law-enforcement hold")
     _release(hold, actor)
     return True
 
@@ -96,8 +122,9 @@ def approve_group_release(actor, hold):
     """Approve releasing the whole request ``hold`` belongs to: every call it held is released at once,
     or, for two-approver kinds, the first approval is recorded on all of them. True when released."""
     group = group_of(hold)
-    if not group:
-        raise HoldError("the hold is already released")
+    refusal = release_refusal(actor, group)  # the whole request, before any of it changes
+    if refusal:
+        raise HoldError(refusal)
     return all([approve_release(actor, member) for member in group])
 
 

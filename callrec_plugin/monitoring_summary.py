@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from callrec_plugin import clock, rubric, spot_checks
 from callrec_plugin.models import Assessment, AssessmentScore, Recording
+from callrec_plugin.people import display_name
 from callrec_plugin.practice_settings import settings_for
 from callrec_plugin.state import db_session
 from callrec_plugin.summary_chart import stacked_bars
@@ -90,9 +91,8 @@ def summarise(practice_ref, now=None):
     staff = {}
 
     def person(ref, name):
-        row = staff.setdefault(ref, StaffRow(ref=ref, name=name or ref))
-        if name and row.name == ref:
-            row.name = name
+        row = staff.setdefault(ref, StaffRow(ref=ref, name=name))
+        row.name = row.name or name
         return row
 
     months = []
@@ -128,6 +128,8 @@ def summarise(practice_ref, now=None):
                 .group_by(AssessmentScore.criterion_key, AssessmentScore.score)):
             row = criteria.setdefault(key, CriterionRow(key=key, label=labels.get(key, label)))
             row.counts[score] = number
+    for row in staff.values():  # by name, never the staff id: the audit trail's name for who has left
+        row.name = display_name(practice_ref, row.ref, row.name)
     return Summary(since=since, months=months,
                    criteria=sorted(criteria.values(), key=lambda r: (order.get(r.key, len(order)), r.label)),
                    staff=sorted(staff.values(), key=lambda r: (r.name.lower(), r.ref)))

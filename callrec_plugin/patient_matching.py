@@ -22,7 +22,13 @@ MATCHED, UNDONE = "matched", "undone"
 
 
 class MatchError(ValueError):
-    """The link cannot be made or taken back; the message says why, for the person who tried."""
+    """The link cannot be made or taken back; the message says why, for the person who tried. ``field``
+    names what they gave wrongly ("reason", "patient_ref"), so that a form can say so beside it; None
+    when the call's or the match's state refuses (someone else may have acted first)."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 def find_candidates(actor, query):
@@ -38,17 +44,24 @@ def find_candidates(actor, query):
 def _check_reason(reason, missing="Say how you know this call is the patient's."):
     reason = (reason or "").strip()
     if not reason:
-        raise MatchError(missing)
+        raise MatchError(missing, "reason")
     if len(reason) > MAX_REASON_CHARS:
-        raise MatchError(f"Keep the reason under {MAX_REASON_CHARS} characters.")
+        raise MatchError(f"Keep the reason under {MAX_REASON_CHARS} characters.", "reason")
     return reason
 
 
-def _check_unmatched(recording):
+def _unmatched_refusal(recording):
     if recording.status != RecordingStatus.ACTIVE:
-        raise MatchError("This call has been deleted: it can no longer be linked to a patient.")
+        return "This call has been deleted: it can no longer be linked to a patient."
     if recording.patient_ref is not None:
-        raise MatchError("This call is already linked to a patient: undo that link first.")
+        return "This call is already linked to a patient: undo that link first."
+    return None
+
+
+def _check_unmatched(recording):
+    refusal = _unmatched_refusal(recording)
+    if refusal:
+        raise MatchError(refusal)
 
 
 def match_call(actor, recording, patient_ref, reason):
@@ -56,20 +69,31 @@ def match_call(actor, recording, patient_ref, reason):
     reason = _check_reason(reason)
     _check_unmatched(recording)
     if patient_in_practice(actor, patient_ref) is None:
-        raise MatchError("There is no such patient in your practice.")
+        raise MatchError("There is no such patient in your practice.", "patient_ref")
     match = PatientMatch(recording_id=recording.id, practice_ref=recording.practice_ref,
                          patient_ref=str(patient_ref), status=MatchStatus.CONFIRMED, reason=reason)
     db_session().add(match)
     return _confirm(actor, recording, match, reason)
 
 
+def proposal_refusal(actor, match, recording):
+    """Why the proposal cannot be confirmed now, in words, or None. The call log asks it before offering
+    "Confirm", and confirm_proposal before acting, so the button is never a dead end."""
+    if match.status != MatchStatus.PROPOSED:
+        return "This proposal has already been decided."
+    refusal = _unmatched_refusal(recording)
+    if refusal:
+        return refusal
+    if patient_in_practice(actor, match.patient_ref) is None:
+        return "The proposed patient is no longer a patient of your practice."
+    return None
+
+
 def confirm_proposal(actor, match, recording):
     """A person confirms what rematch proposed: the call becomes the patient's. Commits."""
-    if match.status != MatchStatus.PROPOSED:
-        raise MatchError("This proposal has already been decided.")
-    _check_unmatched(recording)
-    if patient_in_practice(actor, match.patient_ref) is None:
-        raise MatchError("The proposed patient is no longer a patient of your practice.")
+    refusal = proposal_refusal(actor, match, recording)
+    if refusal:
+        raise MatchError(refusal)
     match.status = MatchStatus.CONFIRMED
     return _confirm(actor, recording, match, match.reason)
 

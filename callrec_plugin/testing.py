@@ -32,8 +32,8 @@ available; nothing runs until a test asks for them. In the host's test suite (py
 
 What is checked: no misspelt hook (``check_pending``); every firstresult hook answers its documented
 type; user roles are known role names and each role's user holds its role; patient and complaint
-summaries (and patient search results, and resolved numbers) stay in the practice they were asked
-for; unknown refs give None (or False) and never raise.
+summaries (and patient search results, resolved numbers and practice summaries) stay in the practice
+they were asked for; unknown refs give None (or False) and never raise.
 """
 from __future__ import annotations
 
@@ -130,6 +130,7 @@ class Conformance:
                    practice_ref=UNKNOWN_PRACTICE, at=dt.datetime.now(dt.timezone.utc))
         self._call(hook, "callrec_practice_exists", lambda answer: None if answer in (False, None) else
                    "an unknown practice must not exist", practice_ref=UNKNOWN_PRACTICE)
+        self._call(hook, "callrec_practice_summary", _must_be_none, practice_ref=UNKNOWN_PRACTICE)
         self._call(hook, "callrec_should_record", _bool_problem, phone_e164=UNKNOWN_NUMBER,
                    practice_ref=a_practice)
 
@@ -140,6 +141,8 @@ class Conformance:
         self._call(hook, "callrec_practice_exists", lambda answer: None if answer is True else
                    "a practice the host has must exist", practice_ref=practice_ref)
         self._call(hook, "callrec_practice_settings", _settings_problem, practice_ref=practice_ref)
+        self._call(hook, "callrec_practice_summary", lambda answer: _practice_summary_problem(answer, practice_ref),
+                   practice_ref=practice_ref)
         for ref in refs.get("patients", ()):
             self._call(hook, "callrec_patient_summary", lambda answer: _patient_problem(answer, practice_ref),
                        patient_ref=ref)
@@ -215,6 +218,17 @@ def _staff_problem(answer):
     if answer is None:
         return None
     return _user_ref_problem(answer)
+
+
+def _practice_summary_problem(answer, practice_ref):
+    # None is allowed: a host that does not name its practices leaves them unnamed (the built-in answer).
+    if answer is None:
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("name"), str) or not answer["name"].strip():
+        return 'must be {"ref": str, "name": non-empty str} or None'
+    if str(answer.get("ref")) != practice_ref:
+        return f"the summary asked for practice {practice_ref!r} is of {answer.get('ref')!r}"
+    return None
 
 
 def _patient_problem(answer, practice_ref, what="a patient of this practice"):

@@ -32,7 +32,13 @@ MAX_NOTE = 500
 
 
 class TrainingError(ValueError):
-    """A proposal or answer that cannot be made (the message says why)."""
+    """A proposal or answer that cannot be made (the message says why). ``field`` names the argument the
+    person gave wrongly ("note", "decision"), so that a form can say so beside it; None when the call's
+    state refuses, whatever they type."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 def consent_for(recording_id):
@@ -77,16 +83,25 @@ def end_training_grants(recording):
     ).values(expires_at=now))
 
 
+def proposal_refusal(recording):
+    """Why the call cannot be proposed for training now, in words, or None. The recording page asks it
+    before offering the form, and propose() before acting, so the button is never a dead end."""
+    if not recording.staff_user_ref:
+        return "This call has no member of staff on record, so nobody can be asked to consent."
+    kept_out = blockers(recording)
+    if kept_out:
+        return f"This call cannot be used for training: {'; '.join(kept_out)}."
+    return None
+
+
 def propose(actor, recording, note=""):
     """Owner or manager asks the member of staff on the call for consent to use it for training."""
     note = " ".join((note or "").split())
     if len(note) > MAX_NOTE:
-        raise TrainingError(f"The training note is at most {MAX_NOTE} characters.")
-    if not recording.staff_user_ref:
-        raise TrainingError("This call has no member of staff on record, so nobody can be asked to consent.")
-    kept_out = blockers(recording)
-    if kept_out:
-        raise TrainingError(f"This call cannot be used for training: {'; '.join(kept_out)}.")
+        raise TrainingError(f"The training note is at most {MAX_NOTE} characters.", "note")
+    refusal = proposal_refusal(recording)
+    if refusal:
+        raise TrainingError(refusal)
     consent = consent_for(recording.id)
     if consent is None:
         consent = TrainingConsent(recording_id=recording.id, practice_ref=recording.practice_ref,
@@ -127,7 +142,7 @@ def answer(actor, recording, decision):
     elif decision in ("decline", "withdraw"):
         consent.status = WITHDRAWN if consent.status == CONSENTED else DECLINED
     else:
-        raise TrainingError("Answer consent, decline or withdraw.")
+        raise TrainingError("Answer consent, decline or withdraw.", "decision")
     consent.answered_at = clock.now()
     db_session().flush()
     refresh(recording, consent)

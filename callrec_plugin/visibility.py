@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 
 from callrec_plugin.models import AuditEvent, HoldKind
+from callrec_plugin.people import display_name
 from callrec_plugin.roles import COMPLAINT_HANDLER, DPO, MANAGER, OWNER, ROLE_LABELS, STAFF, TRAINER
 
 ALL, HANDLED, ASSESSED = "all", "handled", "assessed"
@@ -170,10 +171,15 @@ def hold_view(actor, hold, complaint=None):
         label=f"Held: {kind.replace('_', ' ')}" if kind else "Held",
         reason=shown(Field.HOLD_REASON, hold.reason),
         reference=shown(Field.HOLD_REFERENCE, hold.external_reference),
-        placed_by=shown(Field.HOLD_PEOPLE, hold.placed_by_name or hold.placed_by_ref),
+        placed_by=shown(Field.HOLD_PEOPLE, _person(hold.practice_ref, hold.placed_by_ref, hold.placed_by_name)),
         placed_at=shown(Field.HOLD_PEOPLE, hold.placed_at),
         released_at=hold.released_at,
     )
+
+
+def _person(practice_ref, ref, kept_name):
+    """Who did it, by name (kept on the row, else the audit trail's), never the ref; None if nobody is named."""
+    return display_name(practice_ref, ref, kept_name) if (ref or kept_name) else None
 
 
 def hold_kind_label(actor, kind, complaint=None):
@@ -206,7 +212,7 @@ def link_view(actor, link, complaint):
         title=(complaint or {}).get("title"),
         url=(complaint or {}).get("url"),
         note=link.note if note_shown else None,
-        linked_by=(link.linked_by_name or link.linked_by_ref) if note_shown else None,
+        linked_by=_person(link.practice_ref, link.linked_by_ref, link.linked_by_name) if note_shown else None,
         linked_at=link.linked_at,
         unlinked_at=link.unlinked_at,
         unlink_reason=link.unlink_reason if note_shown else None,

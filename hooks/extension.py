@@ -37,6 +37,11 @@ def callrec_call_matched(recording_id, patient_ref, practice_ref, phone_e164, ch
 
 
 @hookspec(firstresult=True)
+def callrec_practice_summary(practice_ref):
+    """Return {"ref": str, "name": str} for the practice, or None."""
+
+
+@hookspec(firstresult=True)
 def callrec_patient_summary(patient_ref):
     """Return {"ref", "name", "practice_ref", "phones": [e164, ...], "url"} for a patient, or None."""
 

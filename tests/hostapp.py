@@ -59,6 +59,7 @@ USERS = {
 }
 
 PRACTICES = frozenset({"pA", "pB"})
+PRACTICE_NAMES = {"pA": "Harbour Dental", "pB": "Hilltop Smiles"}
 # (practice, phone extension) -> username: who sits at which phone.
 STAFF_EXTENSIONS = {("pA", "201"): "reception", ("pA", "202"): "handler", ("pB", "201"): "receptionB"}
 
@@ -88,6 +89,11 @@ class Integrator:
     @hookimpl
     def callrec_practice_exists(self, practice_ref):
         return practice_ref in PRACTICES
+
+    @hookimpl
+    def callrec_practice_summary(self, practice_ref):
+        name = PRACTICE_NAMES.get(practice_ref)
+        return {"ref": practice_ref, "name": name} if name else None
 
     @hookimpl
     def callrec_staff_for_extension(self, extension, practice_ref, at):

@@ -38,6 +38,14 @@ CONFTEST = textwrap.dedent("""
         def callrec_complaint_summary(self, complaint_ref):
             return {{}}  # for every ref, even unknown ones
 
+        @hookimpl
+        def callrec_practice_summary(self, practice_ref):
+            if practice_ref == "pA":  # another practice's summary
+                return {{"ref": "pB", "name": "Hilltop Smiles"}}
+            if practice_ref == "pB":
+                return {{"ref": "pB"}}  # no name
+            return {{"ref": practice_ref, "name": "Made up"}}  # unknown practices must give None
+
 
     @pytest.fixture
     def app(tmp_path):
@@ -106,6 +114,9 @@ def test_the_kit_fails_on_wrong_hook_implementations_and_names_each(pytester):
     assert "callrec_patient_summary(patient_ref='callrec-conformance-no-such-patient') raised KeyError" in output
     assert "callrec_complaint_summary(complaint_ref='callrec-conformance-no-such-complaint') answered {}" in output
     assert "the summary lacks ref, title, practice_ref, status, handler_refs" in output
+    assert "the summary asked for practice 'pA' is of 'pB'" in output
+    assert "callrec_practice_summary(practice_ref='pB') answered {'ref': 'pB'}: must be" in output
+    assert "callrec_practice_summary(practice_ref='callrec-conformance-no-such-practice') answered" in output
 
 
 def test_without_users_the_kit_says_what_to_override(pytester):

@@ -94,6 +94,7 @@ def test_the_integrator_implements_only_known_hooks(demo_app):
         "callrec_user_roles", "callrec_user_ref", "callrec_practice_ref", "callrec_resolve_patient",
         "callrec_patient_summary", "callrec_complaint_summary", "callrec_menu_links",
         "callrec_practice_exists", "callrec_staff_for_extension", "callrec_find_patients",
+        "callrec_practice_summary",
     }
 
 

@@ -1,45 +1,77 @@
-"""The bundle digest made on a second thread: the same SHA-256 as one pass, whatever the pieces."""
+"""The digests made on a second thread: the same SHA-256s as one pass, of the whole stream and of each
+part, whatever the pieces and however they are batched."""
 import hashlib
 import threading
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callrec_plugin.digests import BackgroundSHA256
+from callrec_plugin.digests import BackgroundDigests
+
+# A stream: parts in order, each a list of pieces; a part named None is bytes outside any part (headers).
+streams = st.lists(st.tuples(st.sampled_from([None, "a", "b", "c"]), st.lists(st.binary(max_size=5000), max_size=6)),
+                   max_size=12)
 
 
-@settings(max_examples=50, deadline=None)
-@given(pieces=st.lists(st.binary(max_size=5000), max_size=40))
-def test_the_digest_is_sha256_of_the_pieces_passed_through_unchanged(pieces):
-    hasher = BackgroundSHA256(depth=2)
-    assert list(hasher.wrap(iter(pieces))) == pieces
-    assert hasher.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
+def _distinct_parts(stream):
+    """Each named part once (as a ZIP entry is), keeping None runs as they are."""
+    seen, out = set(), []
+    for part, pieces in stream:
+        if part is not None and part in seen:
+            continue
+        seen.add(part)
+        out.append((part, pieces))
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(stream=streams.map(_distinct_parts), batch=st.sampled_from([1, 7, 4096, 1 << 20]),
+       depth=st.sampled_from([1, 2, 8]))
+def test_the_digests_are_sha256_of_the_whole_stream_and_of_each_part(stream, batch, depth):
+    digests = BackgroundDigests(depth=depth, batch=batch)
+    try:
+        for part, pieces in stream:
+            for piece in pieces:
+                digests.feed(piece, part)
+            if part is not None:
+                digests.end_part(part)
+        ended = digests.part_digests()
+        whole = digests.hexdigest()
+    finally:
+        digests.close()
+    assert whole == hashlib.sha256(b"".join(b"".join(pieces) for _, pieces in stream)).hexdigest()
+    assert ended == {part: hashlib.sha256(b"".join(pieces)).hexdigest() for part, pieces in stream if part is not None}
+
+
+def test_a_part_is_ready_while_the_stream_goes_on():
+    digests = BackgroundDigests(batch=1 << 20)
+    digests.feed(b"header")
+    digests.feed(b"x" * 70_000, "calls/one.wav")
+    digests.end_part("calls/one.wav")
+    assert digests.part_digests() == {"calls/one.wav": hashlib.sha256(b"x" * 70_000).hexdigest()}
+    digests.feed(b"trailer")
+    assert digests.hexdigest() == hashlib.sha256(b"header" + b"x" * 70_000 + b"trailer").hexdigest()
 
 
 def test_views_of_a_reused_buffer_are_copied_before_hashing():
     buffer = bytearray(b"a" * 4096)
-    hasher = BackgroundSHA256(depth=4)
-    out = []
-    for piece in hasher.wrap(memoryview(buffer) for _ in range(3)):
-        out.append(bytes(piece))
+    digests = BackgroundDigests(depth=4)
+    for _ in range(3):
+        digests.feed(memoryview(buffer), "part")
         buffer[:] = b"b" * 4096  # the producer reuses its buffer at once
-    assert hasher.hexdigest() == hashlib.sha256(b"a" * 4096 + b"b" * 4096 * 2).hexdigest()
+    digests.end_part("part")
+    expected = hashlib.sha256(b"a" * 4096 + b"b" * 4096 * 2).hexdigest()
+    assert digests.part_digests() == {"part": expected}
+    assert digests.hexdigest() == expected
 
 
-def test_the_thread_ends_when_the_producer_fails_or_never_starts():
+def test_the_thread_ends_when_closed_whether_or_not_anything_was_fed():
     before = threading.active_count()
-
-    def failing():
-        yield b"x" * 10
-        raise RuntimeError("a recording failed its integrity check")
-
-    hasher = BackgroundSHA256()
-    with pytest.raises(RuntimeError):
-        list(hasher.wrap(failing()))
-    hasher.hexdigest()
-    never_started = BackgroundSHA256()
-    never_started.wrap(iter([b"y"]))
-    never_started.close()
-    never_started.hexdigest()
+    fed = BackgroundDigests()
+    fed.feed(b"x" * 10, "part")  # a producer that failed half-way: the build closes in a finally
+    fed.close()
+    never_fed = BackgroundDigests()
+    never_fed.close()
+    never_fed.close()  # idempotent
+    fed.hexdigest(), never_fed.hexdigest()
     assert threading.active_count() == before

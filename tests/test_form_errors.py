@@ -5,6 +5,8 @@ beside the field (in the element its aria-describedby names), what was typed sti
 The forms are found from the app's url_map (every POST route of the callrec blueprint): a new one
 fails test_every_post_route_is_a_typed_form_case_or_listed until it is given a case below or listed in
 BUTTONS (a form with nothing to type). Signed machine APIs under /callrec/api/ are not people's forms.
+What the service layer refuses in a form that was valid comes back the same way:
+tests/test_service_refusals_in_forms.py.
 """
 import datetime as dt
 import html
@@ -18,7 +20,7 @@ from callrec_plugin.models import AuditEvent, ComplaintLink, ErasureRequest, utc
 from tests import hostapp
 from tests.conftest import valid_csrf_token
 from tests.factories import add_recording
-from tests.test_route_matrix import FORMS, build_world, object_id, url_for_case, with_token
+from tests.test_route_matrix import FORMS, build_world, url_for_case, with_token
 
 API_PREFIX = "/callrec/api/"
 

@@ -45,7 +45,7 @@ def test_a_patients_regulator_hold_is_one_row_released_by_two_people_at_once(app
     assert post(app, owner, f"/callrec/holds/{held[0].id}/release", {}).status_code == 302
     assert len(active(db_session)) == 3
     mine = owner.get("/callrec/holds").get_data(as_text=True)
-    assert "Waiting for a second person to approve" in mine and "Approve release" not in mine
+    assert "A second, different person must approve releasing" in mine and "Approve release" not in mine
     theirs = manager.get("/callrec/holds").get_data(as_text=True)
     assert "First approval: Owner" in theirs and "Approve release (2 of 2) of 3 calls" in theirs
 

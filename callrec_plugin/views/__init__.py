@@ -4,15 +4,19 @@ import importlib
 from dataclasses import dataclass
 from importlib.resources import files
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 
 from callrec_plugin import audit
 from callrec_plugin.audit import AuditWriteError, request_id
 from callrec_plugin.crypto import TamperedError
+from callrec_plugin.formatting import call_label
 from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.keyring import KeyRingError
+from callrec_plugin.models import Recording
+from callrec_plugin.people import display_name
 from callrec_plugin.policy import authorize
 from callrec_plugin.security import is_api_request, render_error
 
@@ -156,6 +160,21 @@ def policy_in_templates():
     from callrec_plugin.policy import decide
 
     return {"callrec_may": lambda action, recording=None: decide(current_actor(), action, recording).allowed}
+
+
+@blueprint.app_template_global("callrec_person_name")
+def person_name(practice_ref, user_ref, kept_name=None):
+    """people.display_name for templates: a person by name (kept on the row, else the audit trail's),
+    never by the ref."""
+    return display_name(practice_ref, user_ref, kept_name)
+
+
+@blueprint.app_template_global("callrec_call_label")
+def call_label_of(recording_id):
+    """formatting.call_label for a call of the user's practice known only by its id."""
+    started = db_session().scalar(sa.select(Recording.started_at).where(
+        Recording.id == recording_id, Recording.practice_ref == current_actor().practice_ref))
+    return call_label(started)
 
 
 @blueprint.errorhandler(403)

@@ -7,12 +7,13 @@ requests about their calls (views/training.py answers those).
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
 
-from callrec_plugin import audit, clock, rubric, spot_checks, training_library
+from callrec_plugin import audit, audit_labels, clock, rubric, spot_checks, training_library
 from callrec_plugin.forms import AssessmentForm, ConfirmForm, ResponseForm, has_control_characters
 from callrec_plugin.grants import valid_grant
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Assessment, AuditEvent, Recording
 from callrec_plugin.monitoring_forms import ConsentAnswerForm
+from callrec_plugin.people import display_name
 from callrec_plugin.roles import MONITORING_ROLES, PURPOSES, Action
 from callrec_plugin.scoping import recording_or_404
 from callrec_plugin.state import db_session
@@ -61,7 +62,8 @@ def readers(trail):
     first = {}
     for event in trail:
         if event.action in READ_ACTIONS and event.outcome == "done" and event.actor_ref not in first:
-            first[event.actor_ref] = (event.actor_name or event.actor_ref, event.occurred_at)
+            first[event.actor_ref] = (display_name(event.practice_ref, event.actor_ref, event.actor_name),
+                                      event.occurred_at)
     return list(first.values())
 
 
@@ -86,7 +88,8 @@ def assessments_page():
         stances=STANCES, me=actor.ref, monitoring=actor.has_any(MONITORING_ROLES),
         requests=training_library.requests_for(actor), consent_labels=training_library.STATUS_LABELS,
         response_form=ResponseForm(prefix="callrec-response"), confirm_form=ConfirmForm(),
-        consent_form=ConsentAnswerForm())
+        consent_form=ConsentAnswerForm(), action_label=audit_labels.label,
+        name_of=lambda ref, kept=None: display_name(actor.practice_ref, ref, kept))
 
 
 @blueprint.route("/recordings/<recording_id>/assess")

@@ -120,6 +120,7 @@ def call_log_page():
                          for p in patient_choices],
         patient_shown=patient_in_practice(actor, search.patient_ref) if valid and search.patient_ref else None,
         proposal_names=_patient_names(actor, [m for m, _ in proposals]), decision_form=_decision_form("callrec-proposal"),
+        proposal_refusals={m.id: patient_matching.proposal_refusal(actor, m, r) for m, r in proposals},
         next_args=_args_with(request.args, after=page.next_cursor.token()) if page and page.next_cursor else None,
         first_args=_args_with(request.args, after=None) if form.after.data else None,
         csv_args=_args_with(request.args, after=None),
@@ -241,10 +242,12 @@ def match_call_view(recording_id):
         patient_matching.match_call(actor, recording, form.patient_ref.data, form.reason.data)
     except MatchError as error:
         db_session().rollback()
-        form.patient_ref.errors = [str(error)]
+        # Beside what the person chose or typed (400); the call's state (409) is said above the form.
+        field = {"reason": form.reason}.get(error.field, form.patient_ref)
+        field.errors = [*field.errors, str(error)]
         audit.record(Action.MATCH_CALL, "denied", actor=actor, recording=recording, reason=str(error))
         db_session().commit()
-        return _render_match(actor, recording, form, query, 409)
+        return _render_match(actor, recording, form, query, 400 if error.field else 409)
     flash("The call is now on the patient's record.", "callrec-success")
     return redirect(url_for("callrec.match_page", recording_id=recording.id))
 
@@ -258,28 +261,34 @@ def _match_or_404(actor, match_id):
     return match, recording_or_404(actor, match.recording_id, Action.MATCH_CALL)
 
 
-def _decide_match(match_id, change, prefix, back, page, reason_needed=None):
-    """Confirm, reject or undo a match. A form that is not valid (a reason missing or too long, an expired
-    token) is a refusal, audited once, and the form comes back with the reason beside its field."""
+def _decide_match(match_id, change, prefix, back, page, asks_reason=False):
+    """Confirm, reject or undo a match. A form that is not valid (too long, an expired token) or a reason
+    the service refuses (patient_matching: none given) is a refusal, audited once, and the form comes
+    back with the reason beside its field; what the match's state refuses is a 409 that says why."""
     actor = current_actor()
     match, recording = _match_or_404(actor, match_id)
     allowed_or_403(actor, Action.MATCH_CALL, recording)
     form = _decision_form(prefix)
-    valid = form.validate_on_submit()
-    if valid and reason_needed and not (form.reason.data or "").strip():
-        form.reason.errors, valid = [*form.reason.errors, reason_needed], False
-    if not valid:
-        db_session().rollback()
-        audit.record(Action.MATCH_CALL, "denied", actor=actor, recording=recording,
-                     reason=(form_errors(form) or FORM_EXPIRED)[:500])
-        db_session().commit()
-        title, submit, back_label = page
-        shown_again(form, FormPage(title, submit, back(recording), back_label, None if reason_needed else ()))
+    title, submit, back_label = page
+    again = FormPage(title, submit, back(recording), back_label, None if asks_reason else ())
+    if not form.validate_on_submit():
+        _decision_refused(actor, recording, form, again, (form_errors(form) or FORM_EXPIRED)[:500])
     try:
         change(actor, match, recording, form.reason.data)
     except MatchError as error:
-        refused(409, actor, Action.MATCH_CALL, error, recording=recording)
+        if error.field != "reason" or not asks_reason:
+            refused(409, actor, Action.MATCH_CALL, error, recording=recording)
+        form.reason.errors = [*form.reason.errors, str(error)]
+        _decision_refused(actor, recording, form, again, str(error))
     return redirect(back(recording))
+
+
+def _decision_refused(actor, recording, form, again, reason):
+    """A refusal of what was typed, audited once; the form shown again, the reason beside its field."""
+    db_session().rollback()
+    audit.record(Action.MATCH_CALL, "denied", actor=actor, recording=recording, reason=reason)
+    db_session().commit()
+    shown_again(form, again)
 
 
 @blueprint.route("/matches/<int:match_id>/undo", methods=["POST"])
@@ -291,7 +300,7 @@ def undo_match_view(match_id):
 
     return _decide_match(match_id, undo, "callrec-undo", lambda r: url_for("callrec.match_page", recording_id=r.id),
                          ("Undo the link to the patient", "Undo the link", "the call's patient links"),
-                         "Say why the link is wrong.")
+                         asks_reason=True)
 
 
 @blueprint.route("/matches/<int:match_id>/confirm", methods=["POST"])
@@ -313,5 +322,4 @@ def reject_match_view(match_id):
         flash("Rejected: this call will not be proposed for that patient again.", "callrec-success")
 
     return _decide_match(match_id, reject, "callrec-proposal", lambda r: url_for("callrec.call_log_page"),
-                         ("Reject the proposed patient", "Reject", "the call log"),
-                         "Say why this is not the patient's call.")
+                         ("Reject the proposed patient", "Reject", "the call log"), asks_reason=True)

@@ -13,9 +13,11 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from callrec_plugin import audit, exports, queueing
 from callrec_plugin.state import db_session
+from callrec_plugin.formatting import call_label
 from callrec_plugin.identity import current_actor
-from callrec_plugin.models import AuditEvent, Disclosure, DisclosureItem, Export
-from callrec_plugin.roles import MONITORING_ROLES, Action
+from callrec_plugin.models import AuditEvent, Disclosure, DisclosureItem, Export, Recording
+from callrec_plugin.people import display_name
+from callrec_plugin.roles import Action
 from callrec_plugin.forms import CallrecForm
 from callrec_plugin.views import FormPage, blueprint, login_required, submitted_or_shown_again
 from callrec_plugin.views.exports import allowed
@@ -61,15 +63,26 @@ def disclosure_or_404(actor, disclosure_id):
     return disclosure
 
 
-def _names(disclosures):
-    """ref -> display name of the people named in these entries, as the audit trail recorded them."""
+def _names(actor, disclosures):
+    """A function ref -> the name to show for the people named in these entries: as the audit trail
+    recorded them acting on the entry, else their latest name in the trail, never the ref."""
     ids = [d.id for d in disclosures]
-    if not ids:
-        return {}
     rows = db_session().execute(
         sa.select(AuditEvent.actor_ref, AuditEvent.actor_name)
-        .where(AuditEvent.object_type == "disclosure", AuditEvent.object_id.in_(ids))).all()
-    return {ref: name for ref, name in rows if ref}
+        .where(AuditEvent.object_type == "disclosure", AuditEvent.object_id.in_(ids))).all() if ids else []
+    known = {ref: name for ref, name in rows if ref and name}
+    return lambda ref: display_name(actor.practice_ref, ref, known.get(ref))
+
+
+def _calls(actor, recording_ids):
+    """(recording id, when it started or None) of the disclosed calls, oldest first: a call is named
+    by its date, its id only in the link."""
+    started = dict(db_session().execute(
+        sa.select(Recording.id, Recording.started_at).where(Recording.id.in_(recording_ids),
+                                                            Recording.practice_ref == actor.practice_ref)).all()
+    ) if recording_ids else {}
+    return sorted(((rid, started.get(rid)) for rid in recording_ids),
+                  key=lambda call: (call[1] is None, call[1] or 0, call[0]))
 
 
 def _register_page(actor, form, status=200, error=None):
@@ -80,7 +93,7 @@ def _register_page(actor, form, status=200, error=None):
         sa.select(DisclosureItem.disclosure_id, sa.func.count()).join(
             Disclosure, Disclosure.id == DisclosureItem.disclosure_id)
         .where(Disclosure.practice_ref == actor.practice_ref).group_by(DisclosureItem.disclosure_id)).all())
-    html = render_template("callrec/disclosures.html", entries=entries, counts=counts, names=_names(entries),
+    html = render_template("callrec/disclosures.html", entries=entries, counts=counts, names=_names(actor, entries),
                            form=form, kinds=exports.RECIPIENT_KINDS, error=error)
     return html, status
 
@@ -136,11 +149,14 @@ def disclosure_page(disclosure_id):
     items = db_session().scalars(sa.select(DisclosureItem.recording_id)
                                  .where(DisclosureItem.disclosure_id == disclosure.id)).all()
     export = db_session().get(Export, disclosure.export_id) if disclosure.export_id else None
-    may_decide = (disclosure.status == "requested" and actor.ref != disclosure.requested_by_ref
-                  and actor.has_any(MONITORING_ROLES))
-    return render_template("callrec/disclosure.html", disclosure=disclosure, items=sorted(items), export=export,
-                           names=_names([disclosure]), kinds=exports.RECIPIENT_KINDS, form=DecisionForm(),
-                           may_decide=may_decide, actor=actor,
+    # The same rules the approve and refuse handlers apply: a button only for whoever may press it.
+    approval_refusal = exports.approval_refusal(actor, disclosure)
+    may_refuse = exports.refusal_refusal(actor, disclosure) is None
+    return render_template("callrec/disclosure.html", disclosure=disclosure, items=_calls(actor, items),
+                           export=export, names=_names(actor, [disclosure]), call_label=call_label,
+                           kinds=exports.RECIPIENT_KINDS, form=DecisionForm(),
+                           may_approve=approval_refusal is None, may_refuse=may_refuse,
+                           approval_refusal=approval_refusal, actor=actor,
                            redis=bool(current_app.config.get("CALLREC_REDIS_URL")))
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from callrec_plugin import audit, visibility
+from callrec_plugin import audit, holds, visibility
 from callrec_plugin.forms import ConfirmForm, HoldForm
 from callrec_plugin.hold_groups import (
     KIND_LABELS, STATUS_LABELS, HoldFilterForm, calls_for_patient, hold_groups, patient_names, person,
@@ -14,6 +14,7 @@ from callrec_plugin.holds import HoldError, approve_group_release, place_holds, 
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Hold
 from callrec_plugin.patient_matching import find_candidates
+from callrec_plugin.policy import decide
 from callrec_plugin.practice_settings import settings_for
 from callrec_plugin.roles import Action
 from callrec_plugin.scoping import find_recording, patient_in_practice
@@ -63,6 +64,9 @@ def _render(actor, form, found, status=200):
     return render_template(
         "callrec/holds.html", groups=groups, filters=filters, form=form, found=found, confirm=ConfirmForm(),
         kinds=KIND_LABELS, statuses=STATUS_LABELS, patient_names=names, actor=actor,
+        # The release button is offered by the rule that judges its POST (holds.release_refusal).
+        may_release=decide(actor, Action.RELEASE).allowed,
+        release_refusal=lambda group: holds.release_refusal(actor, group),
         view=lambda hold: visibility.hold_view(actor, hold), person=lambda name, ref: person(actor, name, ref),
         grace_days=settings_for(actor.practice_ref).grace_days), status
 

@@ -11,6 +11,7 @@ from callrec_plugin.ingest import auth_failures
 from callrec_plugin.state import db_session
 from callrec_plugin.identity import current_actor
 from callrec_plugin.models import Job
+from callrec_plugin.people import display_name
 from callrec_plugin.policy import authorize
 from callrec_plugin.roles import Action
 from callrec_plugin.security import render_error
@@ -87,7 +88,9 @@ def jobs_page():
     html = render_template("callrec/jobs.html", jobs=rows, counts=counts, status=status, form=RetryForm(),
                            kind_labels=KIND_LABELS, refreshing=active and request.args.get("refresh") != "off",
                            refresh_seconds=REFRESH_SECONDS, redis=bool(current_app.config.get("CALLREC_REDIS_URL")),
-                           auth_failures=auth_failures.failures())
+                           auth_failures=auth_failures.failures(),
+                           requested_by=lambda job: display_name(job.practice_ref or actor.practice_ref,
+                                                                 job.requested_by_ref))
     return refresh_header(make_response(html), active)
 
 

@@ -120,6 +120,7 @@ def _management_forms(actor, recording):
         "training_form": TrainingForm(prefix="callrec-training"),
         "may_assess": bool(recording.staff_user_ref),
         "training_consent": training_library.consent_for(recording.id),
+        "training_refusal": training_library.proposal_refusal(recording),
         "training_status": training_library.STATUS_LABELS,
     }
 

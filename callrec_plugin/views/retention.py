@@ -9,7 +9,7 @@ from callrec_plugin import retention_report as report
 from callrec_plugin.charts import bar_chart
 from callrec_plugin.people import display_name
 from callrec_plugin.erasure import RetentionError, approval_refusal, approve_erasure, request_erasure
-from callrec_plugin.extensions import extend, extension_cap, reason_label
+from callrec_plugin.extensions import ExtensionRefused, extend, extension_cap, reason_label
 from callrec_plugin.forms import ConfirmForm, ErasureForm, ExtendRetentionForm, TrainingForm
 from callrec_plugin.import_runs import plaintext_left_on_pbx
 from callrec_plugin.identity import current_actor
@@ -21,7 +21,7 @@ from callrec_plugin.roles import Action
 from callrec_plugin.scoping import patient_in_practice, recording_or_404
 from callrec_plugin.state import db_session
 from callrec_plugin.views import (
-    FormPage, allowed_or_403, blueprint, login_required, refused_409, submitted_or_shown_again,
+    FormPage, allowed_or_403, blueprint, login_required, refused_409, shown_again, submitted_or_shown_again,
 )
 
 ROUTES = {
@@ -76,6 +76,20 @@ def _again(recording, title, submit):
     return FormPage(title, submit, _page_of(recording), "the call's page")
 
 
+def _refused(actor, action, refusal, field, form, page, **audit_fields):
+    """A refusal of the service, audited once. Of what was typed in ``field``: the form shown again, the
+    reason beside the field, the input kept. Of the call's state (``field`` None: nothing typed would
+    change it): a 409 that says why."""
+    if field is None:
+        refused_409(actor, action, refusal, **audit_fields)
+    db_session().rollback()
+    audit.record(action, "denied", actor=actor, reason=str(refusal), **audit_fields)
+    db_session().commit()
+    text = str(refusal)
+    field.errors = [*field.errors, text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")]
+    shown_again(form, page)
+
+
 @blueprint.route("/recordings/<recording_id>/retention", methods=["POST"])
 @login_required
 def extend_retention_view(recording_id):
@@ -83,7 +97,8 @@ def extend_retention_view(recording_id):
     form = ExtendRetentionForm(prefix="callrec-extend")
     recording = recording_or_404(actor, recording_id, Action.CHANGE_RETENTION)
     allowed_or_403(actor, Action.CHANGE_RETENTION, recording)
-    submitted_or_shown_again(form, _again(recording, "Keep the call longer", "Keep longer"))
+    page = _again(recording, "Keep the call longer", "Keep longer")
+    submitted_or_shown_again(form, page)
     # Kept to the end of the chosen day on the practice's calendar.
     day_end = dt.datetime.combine(form.retain_until.data + dt.timedelta(days=1), dt.time())
     zone = settings_for(recording.practice_ref).zone
@@ -93,8 +108,10 @@ def extend_retention_view(recording_id):
         until = min(until, cap)  # "until 1 September", the cap's day: up to the cap's moment that day
     try:
         extend(actor, recording, until, form.reason_code.data, form.reason.data)
-    except RetentionError as refusal:
-        refused_409(actor, Action.CHANGE_RETENTION, refusal, recording=recording)
+    except ExtensionRefused as refusal:
+        field = {"new_until": form.retain_until, "reason_code": form.reason_code,
+                 "reason_text": form.reason}.get(refusal.field)
+        _refused(actor, Action.CHANGE_RETENTION, refusal, field, form, page, recording=recording)
     db_session().commit()
     flash(f"The call is kept until {until:%d %b %Y}.", "callrec-info")
     return _back(recording)
@@ -149,8 +166,9 @@ def training_approval(recording_id):
     form = TrainingForm(prefix="callrec-training")
     recording = recording_or_404(actor, recording_id, Action.APPROVE_TRAINING)
     allowed_or_403(actor, Action.APPROVE_TRAINING, recording)
-    submitted_or_shown_again(form, _again(recording, "Training use of the call", "Propose for training"
-                                          if form.approve.data == "yes" else "Take out of the training library"))
+    page = _again(recording, "Training use of the call",
+                  "Propose for training" if form.approve.data == "yes" else "Take out of the training library")
+    submitted_or_shown_again(form, page)
     # Proposing asks the member of staff on the call; only their consent puts it in the library.
     try:
         if form.approve.data == "yes":
@@ -161,7 +179,8 @@ def training_approval(recording_id):
             training_library.remove(actor, recording)
             message = "Taken out of the training library."
     except training_library.TrainingError as refusal:
-        refused_409(actor, Action.APPROVE_TRAINING, refusal, recording=recording)
+        field = {"note": form.note}.get(refusal.field)
+        _refused(actor, Action.APPROVE_TRAINING, refusal, field, form, page, recording=recording)
     db_session().commit()
     flash(message, "callrec-info")
     return _back(recording)

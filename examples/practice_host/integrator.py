@@ -149,6 +149,12 @@ def callrec_practice_exists(practice_ref):
 
 
 @hookimpl
+def callrec_practice_summary(practice_ref):
+    practice = db.session.get(Practice, str(practice_ref)) if practice_ref else None
+    return {"ref": practice.id, "name": practice.name} if practice is not None else None
+
+
+@hookimpl
 def callrec_staff_for_extension(extension, practice_ref, at):
     """Who sits at that phone: the active member of staff of the practice with this extension (the demo
     keeps no history of desk moves, so ``at`` is not needed)."""

@@ -6,9 +6,9 @@ whole ZIP's. Made on the build's own thread, that is two SHA-256 passes per byte
 than 2 KiB, so a second thread fed the same pieces makes both digests on another core while the first
 thread decrypts, checksums and encrypts: the build's own thread hashes nothing.
 
-Pieces cross to the thread in batches of about BATCH bytes (256 KiB): one hand-over per four 64 KiB
+Pieces cross to the thread in batches of about BATCH bytes (512 KiB): one hand-over per eight 64 KiB
 segments, so the two threads wait less often for each other's GIL. The queue between them is bounded
-(``depth`` batches): memory stays flat whatever the stream's size (about 1.5 MiB at most in flight), and
+(``depth`` batches): memory stays flat whatever the stream's size (about 2 MiB at most in flight), and
 a hasher that falls behind slows the producer instead of piling pieces up.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 _DONE = object()
 _END_PART = object()
 _SYNC = object()
-BATCH = 1 << 18
+BATCH = 1 << 19
 
 
 class BackgroundDigests:
@@ -28,7 +28,7 @@ class BackgroundDigests:
     piece. ``part_digests()`` waits for the parts ended so far; ``hexdigest()`` (after the last piece)
     is the whole stream's. ``close()`` ends the thread; call it in a ``finally``."""
 
-    def __init__(self, depth: int = 4, batch: int = BATCH):
+    def __init__(self, depth: int = 2, batch: int = BATCH):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._batch_limit = batch
         self._batch: list[bytes] = []

@@ -98,6 +98,28 @@ def make_demo_app(state_dir, database_url=None):
     return app, state
 
 
+def add_decision_only_route(app, plain):
+    """``/bench/decided/<recording_id>``: the seekable plaintext ``plain`` served after the decision every
+    audio request must make again (the actor from the host's hooks, the one statement of grants.py), with
+    no cryptography: the floor of a Range request (the HTTP bench and the test-client bench alike)."""
+    from flask import abort, request
+    from flask_login import login_required
+    from werkzeug.utils import send_file as werkzeug_send_file
+
+    @app.route("/bench/decided/<recording_id>")
+    @login_required
+    def plain_after_decision(recording_id):
+        from callrec_plugin.grants import recording_with_grant
+        from callrec_plugin.identity import current_actor
+
+        recording, granted = recording_with_grant(current_actor(), recording_id, "play")
+        if recording is None or not granted:
+            abort(403)
+        # Werkzeug's own file wrapper (a server's may not seek): a Range seeks to its start.
+        environ = {key: value for key, value in request.environ.items() if key != "wsgi.file_wrapper"}
+        return werkzeug_send_file(plain, environ, mimetype="audio/wav", conditional=True)
+
+
 def signed_in_client(app, username):
     """A test client signed in through the demo's login form (its session protection is "strong")."""
     import re

@@ -11,7 +11,7 @@ from werkzeug.utils import send_file as werkzeug_send_file
 
 
 def create():
-    from bench.demoapp import demo_config
+    from bench.demoapp import add_decision_only_route, demo_config
     from examples.practice_host import create_app
 
     state = os.environ["CALLREC_BENCH_STATE"]
@@ -29,21 +29,7 @@ def create():
         environ = {key: value for key, value in request.environ.items() if key != "wsgi.file_wrapper"}
         return werkzeug_send_file(plain, environ, mimetype="audio/wav", conditional=True)
 
-    @app.route("/bench/decided/<recording_id>")
-    @login_required
-    def plain_after_decision(recording_id):
-        # The seekable reference after the decision every audio request must make again (the actor from the
-        # host's hooks, the one statement of grants.py) but without any cryptography: the Range floor.
-        from flask import abort
-
-        from callrec_plugin.grants import recording_with_grant
-        from callrec_plugin.identity import current_actor
-
-        recording, granted = recording_with_grant(current_actor(), recording_id, "play")
-        if recording is None or not granted:
-            abort(403)
-        environ = {key: value for key, value in request.environ.items() if key != "wsgi.file_wrapper"}
-        return werkzeug_send_file(plain, environ, mimetype="audio/wav", conditional=True)
+    add_decision_only_route(app, plain)
 
     @app.route("/bench/plain-copy")
     @login_required

@@ -10,7 +10,7 @@ from flask_login import login_required
 from werkzeug.test import EnvironBuilder
 
 from bench.audio_files import write_wav
-from bench.demoapp import demo_app, ingest, signed_in_client, staff
+from bench.demoapp import add_decision_only_route, demo_app, ingest, signed_in_client, staff
 from bench.timing import Row, mib_per_s, side_by_side
 from callrec_plugin import crypto
 
@@ -41,6 +41,8 @@ def _setup(app, state, size):
     @login_required  # a fair reference: no host serves patient audio without a signed-in user
     def plain_file():
         return send_file(plain, mimetype="audio/wav", conditional=True)
+
+    add_decision_only_route(app, plain)
 
     owner = staff(app, "owner")
     client = signed_in_client(app, "owner")
@@ -159,6 +161,13 @@ def _run(app, state, size, range_requests):
     rows.append(Row("  (floor) per-Range crypto alone: key unwrap, HKDF, final segment, 2 segments",
                     f"{crypto_seconds * 1000:.2f} ms", f"send_file {plain * 1000:.2f} ms", floor,
                     "send_file + this, / send_file", True))
+    decided, plain_again = side_by_side(ranged(f"/bench/decided/{recording_id}"), ranged("/bench/plain"),
+                                        range_requests)
+    decided_floor = decided / plain_again + crypto_seconds / plain
+    rows.append(Row("  (floor) send_file after callrec's per-request decision (actor, grant statement), "
+                    "+ that crypto", f"{decided * 1000:.2f} ms + {crypto_seconds * 1000:.2f} ms",
+                    f"send_file {plain_again * 1000:.2f} ms", decided_floor,
+                    "(the decision every Range must make, and its crypto)", True))
     worst = max(_count_segments(app, client, url, {"Range": f"bytes={o}-{o + 65535}"}) for o in offsets[:10])
     rows.append(Row("segments decrypted per 64 KiB Range", str(worst), "ceil(64 KiB/64 KiB) + 2 = 3",
                     worst / 3, "≤ 1.0", worst <= 3))

@@ -91,3 +91,17 @@ def test_a_call_sits_under_its_patient_and_a_calls_page_under_the_call(app, db_s
         ("Home", False), (f"Call on {on}", True)]
     assert breadcrumb(owner.get(f"/callrec/recordings/{call.id}/match").get_data(as_text=True)) == [
         ("Home", False), (f"Call on {on}", False), ("Match a call to a patient", True)]
+
+
+def test_a_form_shown_again_sits_under_the_page_it_was_sent_from(app, db_session, login):
+    from tests.conftest import valid_csrf_token
+
+    call = add_recording(db_session)
+    owner = login("owner")
+    response = owner.post(f"/callrec/recordings/{call.id}/retention", data={
+        "callrec-extend-csrf_token": valid_csrf_token(app, owner), "callrec-extend-retain_until": "not a date",
+        "callrec-extend-reason_code": "other", "callrec-extend-reason": "x"})
+    assert response.status_code == 400
+    trail = breadcrumb(response.get_data(as_text=True))
+    assert trail[0] == ("Home", False) and trail[-1] == ("Keep the call longer", True)
+    assert ("The call&#39;s page", False) in trail  # escaped as any text
